@@ -1,0 +1,1 @@
+"""Questions answered with SQL over the store: top candidates, correlations, plots."""

@@ -1,0 +1,67 @@
+"""The command-line interface: options in, library call, rendering out.
+
+Each command group lives in its own module and registers on ``app``. Typed errors from
+the library become one line on stderr and their exit code (see ``nasfilter.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from nasfilter import __version__
+from nasfilter.errors import NasfilterError
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NasfilterError as e:
+            from nasfilter.cli.render import err_console
+
+            err_console.print(f"Error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            from nasfilter.cli.render import err_console
+
+            err_console.print("Interrupted.", markup=False)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="nasfilter",
+    cls=_Group,
+    help="Score neural architectures without training them, and pick which to train.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nasfilter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Score neural architectures without training them, and pick which to train."""
+
+
+from nasfilter.cli import analyze, core, search, truth  # noqa: E402,F401  (register commands)
+
+
+def main() -> None:
+    app()

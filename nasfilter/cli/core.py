@@ -1,0 +1,228 @@
+"""Commands: spaces, metrics, score, runs, top, sql, export."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasfilter.cli import app
+from nasfilter.cli.options import DbOption, FormatOption, RunOption, ShowSqlOption
+from nasfilter.cli.render import Format, console, err_console, render
+
+
+@app.command()
+def spaces(fmt: FormatOption = Format.table) -> None:
+    """List the search spaces, their sizes and what scoring them needs."""
+    from nasfilter.spaces import list_spaces
+
+    rows = [(s.name, s.size, s.notation, s.description) for s in list_spaces()]
+    render(["space", "size", "identity", "description"], rows, fmt, title="Search spaces")
+
+
+@app.command()
+def metrics(fmt: FormatOption = Format.table) -> None:
+    """List the metrics and their metadata."""
+    from nasfilter.metrics import list_metrics
+
+    rows = [
+        (m.name, m.version, "higher" if m.higher_is_better else "lower",
+         "yes" if m.needs_model else "no", "yes" if m.needs_data else "no",
+         "yes" if m.needs_gradients else "no", m.description)
+        for m in list_metrics()
+    ]
+    render(["metric", "version", "better", "needs model", "needs data", "needs gradients",
+            "description"], rows, fmt, title="Metrics")
+
+
+@app.command()
+def score(
+    space: Annotated[str | None, typer.Argument(help="Search space, e.g. nats-tss, nats-sss.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Number of architectures to sample.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Score every architecture of the space.")] = False,
+    metrics: Annotated[
+        str, typer.Option("--metrics", "-m", help="Comma-separated metrics (see `nasfilter metrics`).")
+    ] = "relu_count,params,flops,size_kb",
+    seed: Annotated[int, typer.Option("--seed", help="Sampling, batch and init seed.")] = 0,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Inputs for data-dependent metrics: cifar10, cifar100, "
+                     "imagenet16-120 or synthetic. Also sets classes and resolution."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="NASFILTER_DATA", help="Folder holding the datasets."),
+    ] = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR if absent.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")] = 128,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    bn_mode: Annotated[
+        str, typer.Option("--bn-mode", help="BatchNorm during scoring: batch (statistics of "
+                          "the batch, as NASWOT) or eval.")
+    ] = "batch",
+    bytes_per_param: Annotated[
+        float, typer.Option("--bytes-per-param", envvar="NASFILTER_BYTES_PER_PARAM",
+                            help="Bytes per parameter for size_kb (1 = int8).")
+    ] = 1.0,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Finish an interrupted run (id or 'latest').")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Score architectures of a search space and store the results.
+
+    Example: [bold]nasfilter score nats-tss --all[/bold]
+    """
+    from nasfilter import engine
+    from nasfilter.errors import UsageError
+    from nasfilter.store import Store
+
+    if resume is None and space is None:
+        raise UsageError("Name a search space (see `nasfilter spaces`), or pass --resume RUN.")
+    req = None
+    if resume is None:
+        req = engine.ScoreRequest(
+            space=space or "", n=n, all=all_, metrics=metrics, seed=seed, data=data,
+            data_dir=str(data_dir) if data_dir else None, download=download,
+            batch_size=batch_size, device=device, bn_mode=bn_mode,
+            bytes_per_param=bytes_per_param,
+        )
+        engine.plan(req)  # validate before touching the database
+    with Store.open(db) as store:
+        if resume is not None:
+            run_id = store.resolve_run(resume, kind="score")
+            run = store.get_run(run_id)
+            if run["status"] == "completed":
+                err_console.print(f"Run {run_id} is already complete.")
+                return
+        else:
+            assert req is not None
+            run_id = engine.start(store, req, command=shlex.join(["nasfilter", *sys.argv[1:]]))
+        settings = store.get_run(run_id)["settings"]
+        summary = _execute_with_progress(store, run_id, settings)
+    _print_summary(summary, store.path)
+
+
+def _execute_with_progress(store, run_id, settings):  # type: ignore[no-untyped-def]
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from nasfilter import engine
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.speed:>8.0f}/s" if False else "[cyan]{task.fields[rate]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task(f"run {run_id} {settings['space']}", total=None, rate="")
+
+        def on_total(total: int, done: int) -> None:
+            progress.update(task, total=total, completed=done)
+
+        def on_progress(k: int) -> None:
+            progress.advance(task, k)
+            t = progress.tasks[0]
+            if t.speed:
+                progress.update(task, rate=f"{t.speed:,.0f} arch/s")
+
+        return engine.execute(store, run_id, on_progress=on_progress, on_total=on_total)
+
+
+def _print_summary(s, db_path) -> None:  # type: ignore[no-untyped-def]
+    err_console.print(
+        f"Run [bold]{s.run_id}[/] {s.status}: {s.archs_scored:,} architectures scored"
+        + (f" ({s.archs_skipped:,} already stored)" if s.archs_skipped else "")
+        + f", {s.rows:,} rows in {s.seconds:.2f} s → {db_path}"
+    )
+    for metric, counts in sorted(s.statuses.items()):
+        bad = {k: v for k, v in counts.items() if k != "ok"}
+        if bad:
+            detail = ", ".join(f"{v:,} {k}" for k, v in sorted(bad.items()))
+            err_console.print(f"  {metric}: {detail}", markup=False)
+
+
+@app.command()
+def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """List the runs in the database."""
+    from nasfilter.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        cols, rows = store.query(
+            "SELECT r.run_id, r.kind, r.space, r.status, r.n_requested AS n, r.seed,"
+            " strftime(r.started_at, '%Y-%m-%d %H:%M:%S') AS started,"
+            " round(epoch(r.finished_at - r.started_at), 2) AS seconds,"
+            " (SELECT string_agg(metric, ',' ORDER BY metric) FROM run_metrics m"
+            "  WHERE m.run_id = r.run_id) AS metrics"
+            " FROM runs r ORDER BY r.run_id"
+        )
+    render(cols, rows, fmt, title="Runs")
+
+
+@app.command()
+def top(
+    k: Annotated[int, typer.Option("--k", help="How many candidates.")] = 20,
+    max_kb: Annotated[
+        float | None, typer.Option("--max-kb", help="Keep only networks of at most this size_kb.")
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "relu_count",
+    run: RunOption = "latest",
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    show_sql: ShowSqlOption = False,
+) -> None:
+    """The candidates to train, best first: arch, the metric, params, size_kb.
+
+    Ties are broken by fewer parameters, then by identity.
+    """
+    from nasfilter.analysis.top import top_candidates
+    from nasfilter.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        run_id = store.resolve_run(run, kind="score")
+        res = top_candidates(store, run_id, metric, k, max_kb)
+    if show_sql:
+        err_console.print(res.sql, markup=False, highlight=False)
+    title = f"Top {k} of run {run_id} by {metric}" + (
+        f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
+    )
+    render(res.columns, res.rows, fmt, title=title)
+    if fmt == Format.table and not res.rows:
+        err_console.print("No architecture fits.")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run SQL over the database, read-only. Tables: runs, run_metrics, architectures,
+    scores; view: results."""
+    from nasfilter.store import Store
+
+    with Store.open(db, read_only=True) as store:
+        cols, rows = store.query(query)
+    if cols:
+        render(cols, rows, fmt)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
+    run: RunOption = "latest",
+    db: DbOption = None,
+) -> None:
+    """Write one row per architecture of a run to Parquet: space, arch, params, size_kb
+    and one column per metric."""
+    from nasfilter.store import Store, export_parquet
+
+    with Store.open(db, read_only=True) as store:
+        run_id = store.resolve_run(run, kind="score")
+        rows = export_parquet(store, run_id, out)
+    console.print(f"Wrote {rows:,} rows of run {run_id} to {out}")

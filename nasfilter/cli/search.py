@@ -1,0 +1,3 @@
+"""Commands: search, reproduce."""
+
+from __future__ import annotations

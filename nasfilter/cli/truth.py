@@ -1,0 +1,3 @@
+"""Commands: truth load, truth import (ground truth)."""
+
+from __future__ import annotations

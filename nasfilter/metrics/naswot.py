@@ -1,0 +1,66 @@
+"""NASWOT (Mellor et al., "Neural Architecture Search without Training", ICML 2021).
+
+For a mini-batch of K inputs, every ReLU call of one forward pass gives each sample a
+binary code (which inputs are positive); c_i concatenates sample i's codes (length N_A).
+K_H[i, j] = N_A - Hamming(c_i, c_j) = (C Cᵀ + (1-C)(1-C)ᵀ)[i, j]; the score is
+log|K_H| (float64 log-determinant).
+
+K_H is singular exactly when two samples share a code, i.e. when an off-diagonal entry
+equals N_A; the score is then -inf with status ``singular`` (checked exactly on the
+integer kernel, not from a floating-point determinant).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from nasfilter.metrics.registry import Metric, Score, ScoreContext, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nasfilter.metrics.probe import ModelProbe
+
+
+def score_kernel(kernel: Any) -> Score:
+    """log|K_H| of a float64 kernel (torch tensor), with its status."""
+    import torch
+
+    k = kernel.shape[0]
+    n_a = kernel[0, 0]
+    off = kernel - torch.diag(torch.diagonal(kernel))
+    off += torch.eye(k, dtype=kernel.dtype, device=kernel.device) * -1.0
+    if bool((off == n_a).any()):
+        return Score(-math.inf, "singular")
+    sign, logdet = torch.linalg.slogdet(kernel.cpu())
+    if float(sign) == 0.0:
+        return Score(-math.inf, "singular")
+    if float(sign) < 0.0:  # impossible for an exact PSD kernel; keep it visible
+        return Score(float(logdet), "negative_determinant")
+    return Score.of(float(logdet))
+
+
+def _from_model(probe: ModelProbe, ctx: ScoreContext) -> Score:
+    return score_kernel(probe.kernel())
+
+
+NASWOT = register(
+    Metric(
+        name="naswot",
+        version="1",
+        higher_is_better=True,
+        needs_data=True,
+        needs_gradients=False,
+        description="log|K_H|, the NASWOT score of Mellor et al. (2021) on one mini-batch",
+        unit="nats",
+        from_model=_from_model,
+        probe_options=(("want_kernel", True),),
+    )
+)
+
+
+def naswot_score(model: Any, inputs: Any, bn_mode: str = "batch") -> float:
+    """NASWOT score of any module on ``inputs`` (K, C, H, W); -inf when K_H is singular."""
+    from nasfilter.metrics.probe import ModelProbe
+
+    probe = ModelProbe(model, inputs, want_kernel=True, bn_mode=bn_mode)
+    return score_kernel(probe.kernel()).value

@@ -1,0 +1,426 @@
+"""The DuckDB store: connection, migrations, runs, batched writer, views, export.
+
+The schema comes from the numbered SQL files in ``nasfilter/migrations``, applied in
+order at open, each in its own transaction, and recorded in ``schema_migrations``. A
+database that records a migration this version does not know is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from nasfilter import __version__
+from nasfilter.errors import RunNotFoundError, StoreError, UsageError
+
+DEFAULT_DB = "nasfilter.duckdb"
+_MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def default_db_path() -> Path:
+    """``$NASFILTER_DB`` or ``./nasfilter.duckdb``, made absolute."""
+    return Path(os.environ.get("NASFILTER_DB") or DEFAULT_DB).expanduser().resolve()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every shipped migration, in order."""
+    out = []
+    for entry in resources.files("nasfilter.migrations").iterdir():
+        m = _MIGRATION_RE.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    out.sort()
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):  # pragma: no cover - packaging error
+        raise RuntimeError(f"duplicate migration numbers: {versions}")
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """An open nasfilter database."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None, read_only: bool = False) -> Store:
+        p = Path(path).expanduser().resolve() if path is not None else default_db_path()
+        if read_only and not p.exists():
+            raise StoreError(
+                f"No database at {p}.",
+                "Run `nasfilter score SPACE --n N` first, or pass --db PATH / set NASFILTER_DB.",
+            )
+        if not p.parent.exists():
+            raise StoreError(
+                f"Cannot create the database {p}: folder {p.parent} does not exist.",
+                "Create it or pass another --db PATH.",
+            )
+        try:
+            con = duckdb.connect(str(p), read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" in msg.lower():
+                raise StoreError(
+                    f"The database {p} is in use by another process (a run in progress?).",
+                    "Wait for it to finish, or pass another --db PATH.",
+                ) from None
+            raise StoreError(
+                f"Cannot open the database {p}: {msg.splitlines()[0]}",
+                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+            ) from None
+        except duckdb.Error as e:
+            raise StoreError(
+                f"Cannot open the database {p}: {str(e).splitlines()[0]}",
+                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+            ) from None
+        store = cls(con, p, read_only)
+        try:
+            store._migrate()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _applied(self) -> list[int]:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return []
+        return [r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()]
+
+    def schema_version(self) -> int:
+        applied = self._applied()
+        return max(applied) if applied else 0
+
+    def _migrate(self) -> None:
+        known = migrations()
+        latest = known[-1][0]
+        applied = set(self._applied())
+        if applied and max(applied) > latest:
+            raise StoreError(
+                f"The database {self.path} has schema version {max(applied)}, newer than this "
+                f"nasfilter {__version__} understands (version {latest}).",
+                "Upgrade nasfilter (pip install -U nasfilter) or pass another --db PATH.",
+            )
+        if not applied:
+            # A file that has tables but no migration record is not ours.
+            n = self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchone()
+            if n and n[0]:
+                raise StoreError(
+                    f"The database {self.path} was not written by nasfilter.",
+                    "Pass another --db PATH.",
+                )
+        pending = [m for m in known if m[0] not in applied]
+        if not pending:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"The database {self.path} needs an upgrade to schema version {latest}.",
+                "Run any writing command (e.g. `nasfilter score`) on it first.",
+            )
+        for version, name, sql in pending:
+            with self.transaction():
+                self.con.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                    "applied_at TIMESTAMP NOT NULL, nasfilter_version VARCHAR NOT NULL)"
+                )
+                self.con.execute(sql)
+                self.con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
+                    [version, name, _now(), __version__],
+                )
+        self.refresh_views()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    # -- views -------------------------------------------------------------------------------------
+    def metric_names(self) -> list[str]:
+        """Metric names known to the registry or present in the store, sorted."""
+        from nasfilter.metrics import list_metrics
+
+        names = {m.name for m in list_metrics()}
+        names.update(r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall())
+        return sorted(names)
+
+    def refresh_views(self) -> None:
+        """(Re)create ``results``: one row per (run, architecture), one column per metric.
+
+        DuckDB cannot PIVOT on data-dependent values inside a view, so the column list
+        is written out from the metric names known now.
+        """
+        if self.read_only:
+            return
+        cols = ",\n    ".join(
+            f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {_ident(m)}"
+            for m in self.metric_names()
+        )
+        self.con.execute(
+            f"""CREATE OR REPLACE VIEW results AS
+SELECT s.run_id, r.space, s.arch, min(s.position) AS position,
+    bool_and(s.status = 'ok') AS all_ok,
+    {cols}
+FROM scores s JOIN runs r USING (run_id)
+GROUP BY s.run_id, r.space, s.arch"""
+        )
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        kind: str,
+        space: str,
+        settings: dict[str, Any],
+        seed: int | None,
+        n_requested: int | None,
+        command: str | None,
+        metrics: Sequence[dict[str, Any]] = (),
+    ) -> int:
+        with self.transaction():
+            row = self.con.execute(
+                "INSERT INTO runs (kind, space, settings, seed, n_requested, nasfilter_version,"
+                " command, started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')"
+                " RETURNING run_id",
+                [kind, space, json.dumps(settings, sort_keys=True), seed, n_requested,
+                 __version__, command, _now()],
+            ).fetchone()
+            assert row is not None
+            run_id = int(row[0])
+            for m in metrics:
+                self.con.execute(
+                    "INSERT INTO run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, m["name"], m["version"], m["higher_is_better"], m["needs_model"],
+                     m["needs_data"], m["needs_gradients"], m["path"], m["description"],
+                     m["unit"]],
+                )
+        self.refresh_views()
+        return run_id
+
+    def set_run_status(self, run_id: int, status: str, finished: bool = True) -> None:
+        self.con.execute(
+            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+            [status, _now() if finished else None, run_id],
+        )
+
+    def resolve_run(self, run: str | int | None, kind: str | None = None) -> int:
+        """A run id from ``None``/``'latest'`` (the newest run of ``kind``) or a number."""
+        if run is None or str(run).lower() == "latest":
+            q = "SELECT max(run_id) FROM runs" + (" WHERE kind = ?" if kind else "")
+            row = self.con.execute(q, [kind] if kind else []).fetchone()
+            if row is None or row[0] is None:
+                what = f"{kind} run" if kind else "run"
+                raise RunNotFoundError(
+                    f"The database {self.path} has no {what} yet.",
+                    "Run `nasfilter score SPACE --n N` first.",
+                )
+            return int(row[0])
+        try:
+            run_id = int(run)
+        except (TypeError, ValueError):
+            raise UsageError(f"Run id must be a number or 'latest', not {run!r}.") from None
+        row = self.con.execute("SELECT run_id FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunNotFoundError(
+                f"No run {run_id} in {self.path}.", "List runs with `nasfilter runs`."
+            )
+        return run_id
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        cur = self.con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        cols = [d[0] for d in cur.description]
+        row = cur.fetchone()
+        if row is None:
+            raise RunNotFoundError(f"No run {run_id} in {self.path}.")
+        out = dict(zip(cols, row, strict=True))
+        out["settings"] = json.loads(out["settings"])
+        return out
+
+    def run_metrics(self, run_id: int) -> list[dict[str, Any]]:
+        cur = self.con.execute(
+            "SELECT * FROM run_metrics WHERE run_id = ? ORDER BY metric", [run_id]
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def done_archs(self, run_id: int, n_metrics: int) -> set[str]:
+        """Architectures of a run that have a row for every one of its metrics."""
+        rows = self.con.execute(
+            "SELECT arch FROM scores WHERE run_id = ? GROUP BY arch HAVING count(*) >= ?",
+            [run_id, n_metrics],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    # -- queries ------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        try:
+            cur = self.con.execute(sql, params or [])
+        except duckdb.Error as e:
+            raise UsageError(f"SQL error: {str(e).splitlines()[0]}") from None
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class BatchWriter:
+    """Buffers score rows and commits them in batches through Arrow.
+
+    Each flush is one transaction: architectures first (insert-or-ignore), then scores.
+    A batch that is interrupted mid-way is rolled back whole and never visible.
+    """
+
+    SCORE_COLS = ("run_id", "arch", "metric", "position", "value", "status", "seconds")
+    ARCH_COLS = ("space", "arch", "params", "flops", "size_kb")
+
+    def __init__(self, store: Store, run_id: int, batch_rows: int = 20000) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.batch_rows = batch_rows
+        self._scores: dict[str, list[Any]] = {c: [] for c in self.SCORE_COLS}
+        self._archs: dict[str, list[Any]] = {c: [] for c in self.ARCH_COLS}
+        self.rows_written = 0
+
+    def add_architecture(self, space: str, arch: str, params: int, flops: int) -> None:
+        a = self._archs
+        a["space"].append(space)
+        a["arch"].append(arch)
+        a["params"].append(params)
+        a["flops"].append(flops)
+        a["size_kb"].append(params / 1000.0)
+
+    def add_score(
+        self, arch: str, metric: str, position: int, value: float, status: str, seconds: float
+    ) -> None:
+        s = self._scores
+        s["run_id"].append(self.run_id)
+        s["arch"].append(arch)
+        s["metric"].append(metric)
+        s["position"].append(position)
+        s["value"].append(value)
+        s["status"].append(status)
+        s["seconds"].append(seconds)
+        if len(s["arch"]) >= self.batch_rows:
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._scores["arch"])
+
+    def flush(self) -> int:
+        import pyarrow as pa
+
+        n = self.pending
+        if n == 0 and not self._archs["arch"]:
+            return 0
+        scores = pa.table(
+            {
+                "run_id": pa.array(self._scores["run_id"], pa.int32()),
+                "arch": pa.array(self._scores["arch"], pa.string()),
+                "metric": pa.array(self._scores["metric"], pa.string()),
+                "position": pa.array(self._scores["position"], pa.int64()),
+                "value": pa.array(self._scores["value"], pa.float64()),
+                "status": pa.array(self._scores["status"], pa.string()),
+                "seconds": pa.array(self._scores["seconds"], pa.float64()),
+            }
+        )
+        archs = pa.table(
+            {
+                "space": pa.array(self._archs["space"], pa.string()),
+                "arch": pa.array(self._archs["arch"], pa.string()),
+                "params": pa.array(self._archs["params"], pa.int64()),
+                "flops": pa.array(self._archs["flops"], pa.int64()),
+                "size_kb": pa.array(self._archs["size_kb"], pa.float64()),
+            }
+        )
+        con = self.store.con
+        with self.store.transaction():
+            con.register("_nf_archs", archs)
+            con.register("_nf_scores", scores)
+            try:
+                con.execute(
+                    "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
+                    "ON CONFLICT DO NOTHING"
+                )
+                con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
+            finally:
+                con.unregister("_nf_archs")
+                con.unregister("_nf_scores")
+        self._scores = {c: [] for c in self.SCORE_COLS}
+        self._archs = {c: [] for c in self.ARCH_COLS}
+        self.rows_written += n
+        return n
+
+
+def export_parquet(store: Store, run_id: int, out: Path) -> int:
+    """One row per architecture of a run: space, arch, params, size_kb, one column per metric.
+
+    ``params`` and ``size_kb`` are recorded by every score run (see the engine), so they
+    are always present; every other metric of the run becomes a column named after it.
+    """
+    metrics = [m["metric"] for m in store.run_metrics(run_id)]
+    cols = ", ".join(
+        f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {_ident(m)}"
+        for m in metrics
+        if m not in ("params", "size_kb")
+    )
+    extra = f", {cols}" if cols else ""
+    sql = f"""
+        SELECT r.space, s.arch,
+            CAST(max(s.value) FILTER (WHERE s.metric = 'params') AS BIGINT) AS params,
+            max(s.value) FILTER (WHERE s.metric = 'size_kb') AS size_kb{extra}
+        FROM scores s JOIN runs r USING (run_id)
+        WHERE s.run_id = {int(run_id)}
+        GROUP BY r.space, s.arch
+        ORDER BY min(s.position)
+    """
+    out = Path(out).expanduser().resolve()
+    if not out.parent.exists():
+        raise UsageError(f"Cannot write {out}: folder {out.parent} does not exist.")
+    tmp = out.with_name(out.name + ".tmp")
+    store.con.execute(f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET)")
+    os.replace(tmp, out)
+    row = store.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(str(out))}')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
