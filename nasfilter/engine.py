@@ -51,6 +51,9 @@ class ScoreRequest:
     device: str = "auto"
     bn_mode: str = "batch"
     bytes_per_param: float = 1.0
+    penalty: str | None = None
+    mu: float = 0.2
+    sigma: float = 0.4
     batch_rows: int = 20000
     flush_seconds: float = 5.0
 
@@ -105,6 +108,12 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
         raise UsageError(f"--batch-size must be at least 2 (got {req.batch_size}).")
     if req.bn_mode not in ("batch", "eval"):
         raise UsageError(f"--bn-mode must be 'batch' or 'eval' (got {req.bn_mode!r}).")
+    penalty = None
+    if req.penalty is not None:
+        from nasfilter.penalties import get_penalty, penalty_settings, validate_params
+
+        validate_params(req.mu, req.sigma)
+        penalty = penalty_settings(get_penalty(req.penalty).name, req.mu, req.sigma)
     shape_name = req.data if req.data not in (None, "synthetic") else "cifar10"
     shape = get_dataset_shape(shape_name)  # type: ignore[arg-type]
     settings: dict[str, Any] = {
@@ -117,6 +126,7 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
                           "resolution": shape.resolution},
         "bytes_per_param": req.bytes_per_param,
         "builds_networks": needs_model,
+        "penalty": penalty,
     }
     if needs_model:
         settings.update(
@@ -130,12 +140,36 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
     return settings, metrics
 
 
-def metric_records(metrics: list[Metric], builds_networks: bool) -> list[dict[str, Any]]:
+def penalized_name(metric: str, penalty: dict[str, Any]) -> str:
+    """Name of the penalized form of a metric, e.g. ``relu_count_gdf``."""
+    return f"{metric}_{penalty['penalty']}"
+
+
+def metric_records(
+    metrics: list[Metric], builds_networks: bool, penalty: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """run_metrics rows: each metric with the path it takes, plus, with a size penalty,
+    a derived ``<metric>_<penalty>`` row for each higher-is-better metric."""
     out = []
     for m in metrics:
         d = m.metadata()
         d["path"] = "model" if (builds_networks and m.from_model is not None) else "analytic"
         out.append(d)
+    if penalty:
+        for m in metrics:
+            if not m.higher_is_better:
+                continue
+            d = m.metadata()
+            d.update(
+                name=penalized_name(m.name, penalty),
+                version=f"{m.version}+{penalty['penalty']}",
+                path="penalized",
+                description=(
+                    f"{m.name} x {penalty['penalty']}(size; mu={penalty['mu']:g} MB, "
+                    f"sigma={penalty['sigma']:g} MB), size = size_kb / 1000"
+                ),
+            )
+            out.append(d)
     return out
 
 
@@ -148,7 +182,7 @@ def start(store: Store, req: ScoreRequest, command: str | None = None) -> int:
         seed=req.seed,
         n_requested=settings["n"],
         command=command,
-        metrics=metric_records(metrics, settings["builds_networks"]),
+        metrics=metric_records(metrics, settings["builds_networks"], settings["penalty"]),
     )
 
 
@@ -160,6 +194,24 @@ def _iter_archs(settings: dict[str, Any]) -> Iterator[tuple[int, str]]:
     else:
         for pos, idx in enumerate(space.sample_indices(settings["n"], settings["seed"])):
             yield pos, space.unrank(int(idx))
+
+
+def _penalize(
+    results: dict[str, tuple[Score, float]],
+    penalized_of: dict[str, str],
+    penalty: dict[str, Any],
+) -> dict[str, tuple[Score, float]]:
+    """Penalized rows: value x p(size_kb / 1000); the base metric's status carries over."""
+    from nasfilter.penalties import penalized
+
+    size_mb = results["size_kb"][0].value / 1000.0
+    out = {}
+    for base, name in penalized_of.items():
+        sc, secs = results[base]
+        v = float(penalized(sc.value, size_mb, penalty["penalty"], penalty["mu"],
+                            penalty["sigma"]))
+        out[name] = (Score(v, sc.status), secs)
+    return out
 
 
 class _SigtermAsInterrupt:
@@ -186,33 +238,45 @@ def execute(
     on_total: Callable[[int, int], None] | None = None,
     batch_rows: int = 20000,
     flush_seconds: float = 5.0,
+    archs: list[str] | None = None,
 ) -> RunSummary:
-    """Score every architecture of run ``run_id`` not yet stored; mark the run completed."""
+    """Score every architecture of run ``run_id`` not yet stored; mark the run completed.
+
+    ``archs``: score these identities (in this order) instead of the run's own seeded
+    sample; used by searches, whose candidates come from their own algorithm.
+    """
     run = store.get_run(run_id)
     settings = run["settings"]
     if run["kind"] != "score":
         raise UsageError(f"Run {run_id} is a {run['kind']} run, not a score run.")
     space = get_space(settings["space"])
-    recs = store.run_metrics(run_id)
+    all_recs = store.run_metrics(run_id)
+    recs = [r for r in all_recs if r["path"] != "penalized"]
     metrics = [get_metric(r["metric"]) for r in recs]
     model_metrics = [m for m, r in zip(metrics, recs, strict=True) if r["path"] == "model"]
     arch_metrics = [m for m, r in zip(metrics, recs, strict=True) if r["path"] == "analytic"]
+    penalty = settings.get("penalty")
+    penalized_of = (
+        {m.name: penalized_name(m.name, penalty) for m in metrics if m.higher_is_better}
+        if penalty else {}
+    )
     shape = get_dataset_shape(settings["dataset_shape"]["name"])
     ctx = ScoreContext(dataset=shape, bytes_per_param=settings["bytes_per_param"],
                        settings=settings)
-    done = store.done_archs(run_id, len(metrics))
-    total = settings["n"]
+    done = store.done_archs(run_id, len(all_recs))
+    total = settings["n"] if archs is None else len(archs)
     if on_total:
         on_total(total, len(done))
     writer = BatchWriter(store, run_id, batch_rows=batch_rows)
-    statuses: dict[str, Counter[str]] = {m.name: Counter() for m in metrics}
+    statuses: dict[str, Counter[str]] = {r["metric"]: Counter() for r in all_recs}
     t0 = time.perf_counter()
     last_flush = t0
     scored = reported = 0
     last_report = t0
     store.set_run_status(run_id, "running", finished=False)
     model_runner = _ModelRunner(space, settings, model_metrics, ctx) if model_metrics else None
-    todo = ((pos, arch) for pos, arch in _iter_archs(settings) if arch not in done)
+    source = _iter_archs(settings) if archs is None else enumerate(archs)
+    todo = ((pos, arch) for pos, arch in source if arch not in done)
     status = "interrupted"
     try:
         with _SigtermAsInterrupt():
@@ -220,16 +284,17 @@ def execute(
             for pos, arch, model_scores in stream:
                 ref = space.costs(arch)
                 writer.add_architecture(space.name, arch, ref.params, ref.flops)
+                results = dict(model_scores)
                 for m in arch_metrics:
                     t = time.perf_counter()
                     try:
                         sc = Score.of(m.from_arch(space, arch, ctx))  # type: ignore[misc]
                     except Exception as e:  # noqa: BLE001 - stored as a status, counted
                         sc = Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
-                    writer.add_score(arch, m.name, pos, sc.value, sc.status,
-                                     time.perf_counter() - t)
-                    statuses[m.name][sc.status] += 1
-                for name, (sc, secs) in model_scores.items():
+                    results[m.name] = (sc, time.perf_counter() - t)
+                if penalty:
+                    results.update(_penalize(results, penalized_of, penalty))
+                for name, (sc, secs) in results.items():
                     writer.add_score(arch, name, pos, sc.value, sc.status, secs)
                     statuses[name][sc.status] += 1
                 scored += 1

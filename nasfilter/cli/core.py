@@ -67,6 +67,14 @@ def score(
         float, typer.Option("--bytes-per-param", envvar="NASFILTER_BYTES_PER_PARAM",
                             help="Bytes per parameter for size_kb (1 = int8).")
     ] = 1.0,
+    penalty: Annotated[
+        str | None,
+        typer.Option("--penalty", help="Also store each higher-is-better metric times a size "
+                     "penalty: gdf, hsdf or rdf (as <metric>_<penalty>)."),
+    ] = None,
+    mu: Annotated[float, typer.Option("--mu", help="Penalty target size in MB (1e6 params "
+                                      "at 1 byte).")] = 0.2,
+    sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Finish an interrupted run (id or 'latest').")
     ] = None,
@@ -88,7 +96,7 @@ def score(
             space=space or "", n=n, all=all_, metrics=metrics, seed=seed, data=data,
             data_dir=str(data_dir) if data_dir else None, download=download,
             batch_size=batch_size, device=device, bn_mode=bn_mode,
-            bytes_per_param=bytes_per_param,
+            bytes_per_param=bytes_per_param, penalty=penalty, mu=mu, sigma=sigma,
         )
         engine.plan(req)  # validate before touching the database
     with Store.open(db) as store:

@@ -178,6 +178,9 @@ class Store:
 
         names = {m.name for m in list_metrics()}
         names.update(r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall())
+        names.update(
+            r[0] for r in self.con.execute("SELECT DISTINCT metric FROM run_metrics").fetchall()
+        )
         return sorted(names)
 
     def refresh_views(self) -> None:
