@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nasfilter.errors import DeviceError, NasfilterError, UsageError
+from nasfilter.interrupts import critical, interruptible
 from nasfilter.metrics import Metric, ScoreContext, get_metric, parse_metric_list
 from nasfilter.metrics.registry import Score
 from nasfilter.spaces import get_dataset_shape, get_space
@@ -173,8 +172,24 @@ def metric_records(
     return out
 
 
+def load_inputs(settings: dict[str, Any], download: bool = False) -> Any:
+    """The run's input batch (numpy, via ``nasfilter.data``), drawn with the run's seed."""
+    from nasfilter.data import load_batch
+
+    return load_batch(
+        settings["data"], settings["batch_size"], settings["seed"],
+        data_dir=settings.get("data_dir"), download=download,
+    )
+
+
 def start(store: Store, req: ScoreRequest, command: str | None = None) -> int:
+    """Create a score run from a request. Data is loaded (and checked) before the run
+    exists, and its description (source, indices, hash) is recorded with the run."""
     settings, metrics = plan(req)
+    if settings["builds_networks"]:
+        from nasfilter.data import describe
+
+        settings["batch"] = describe(load_inputs(settings, download=req.download))
     return store.create_run(
         "score",
         settings["space"],
@@ -212,23 +227,6 @@ def _penalize(
                             penalty["sigma"]))
         out[name] = (Score(v, sc.status), secs)
     return out
-
-
-class _SigtermAsInterrupt:
-    """Turn SIGTERM into KeyboardInterrupt while a run writes (main thread only)."""
-
-    def __enter__(self) -> None:
-        self.old: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-
-    @staticmethod
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
 
 
 def execute(
@@ -278,12 +276,10 @@ def execute(
     source = _iter_archs(settings) if archs is None else enumerate(archs)
     todo = ((pos, arch) for pos, arch in source if arch not in done)
     status = "interrupted"
-    try:
-        with _SigtermAsInterrupt():
+    with interruptible():
+        try:
             stream = model_runner.stream(todo) if model_runner else ((p, a, {}) for p, a in todo)
             for pos, arch, model_scores in stream:
-                ref = space.costs(arch)
-                writer.add_architecture(space.name, arch, ref.params, ref.flops)
                 results = dict(model_scores)
                 for m in arch_metrics:
                     t = time.perf_counter()
@@ -294,36 +290,47 @@ def execute(
                     results[m.name] = (sc, time.perf_counter() - t)
                 if penalty:
                     results.update(_penalize(results, penalized_of, penalty))
-                for name, (sc, secs) in results.items():
-                    writer.add_score(arch, name, pos, sc.value, sc.status, secs)
-                    statuses[name][sc.status] += 1
-                scored += 1
+                ref = space.costs(arch)
+                with critical():  # an architecture's rows are buffered together
+                    writer.add_architecture(space.name, arch, ref.params, ref.flops)
+                    for name, (sc, secs) in results.items():
+                        writer.add_score(arch, name, pos, sc.value, sc.status, secs)
+                        statuses[name][sc.status] += 1
+                    scored += 1
                 now = time.perf_counter()
                 if on_progress and (now - last_report > 0.1 or model_runner):
                     on_progress(scored - reported)
                     reported, last_report = scored, now
-                if now - last_flush > flush_seconds:
+                if writer.pending >= batch_rows or now - last_flush > flush_seconds:
                     writer.flush()
                     last_flush = now
-        writer.flush()
-        if on_progress and scored > reported:
-            on_progress(scored - reported)
-        status = "completed"
-    except KeyboardInterrupt:
-        writer.flush()  # every pending row belongs to a fully scored architecture
-        raise RunInterrupted(
-            f"Interrupted: run {run_id} keeps {len(done) + scored:,} of {total:,} "
-            "architectures.",
-            f"Finish it with `nasfilter score --resume {run_id}`.",
-        ) from None
-    except BaseException:
-        status = "failed"
-        writer.flush()
-        raise
-    finally:
-        if model_runner:
-            model_runner.close()
-        store.set_run_status(run_id, status)
+            writer.flush()
+            if on_progress and scored > reported:
+                on_progress(scored - reported)
+            status = "completed"
+        except KeyboardInterrupt:
+            with critical():
+                writer.flush()  # every pending row belongs to a fully scored architecture
+                store.set_run_status(run_id, "interrupted")
+            raise RunInterrupted(
+                f"Interrupted: run {run_id} keeps {len(done) + scored:,} of {total:,} "
+                "architectures.",
+                f"Finish it with `nasfilter score --resume {run_id}`.",
+            ) from None
+        except BaseException:
+            status = "failed"
+            with critical():
+                try:
+                    writer.flush()
+                except Exception:  # noqa: BLE001 - the original error matters more
+                    pass
+            raise
+        finally:
+            if model_runner:
+                model_runner.close()
+            if status != "interrupted":
+                with critical():
+                    store.set_run_status(run_id, status)
     return RunSummary(
         run_id=run_id,
         space=space.name,
@@ -361,12 +368,17 @@ class _ModelRunner:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasfilter-build")
 
     def _inputs(self) -> Any:
-        from nasfilter.data import load_batch
+        from nasfilter.data import describe
+        from nasfilter.errors import DataError
 
-        s = self.settings
-        info = load_batch(
-            s.get("data", "synthetic"), s["batch_size"], s["seed"], data_dir=s.get("data_dir")
-        )
+        info = load_inputs(self.settings)
+        recorded = self.settings.get("batch", {}).get("images_sha256")
+        if recorded is not None and describe(info)["images_sha256"] != recorded:
+            raise DataError(
+                f"The {self.settings['data']} batch read now differs from the one this run "
+                "started with (the data files changed?).",
+                "Restore the original files, or start a new run.",
+            )
         return self.torch.from_numpy(info.images).to(self.device)
 
     def _build(self, arch: str) -> tuple[Any, float]:

@@ -33,7 +33,7 @@ C10_STD = (0.2470, 0.2435, 0.2616)
 
 # -- fixtures in the official formats ---------------------------------------------------
 def _cifar_rows(n: int, start: int, seed: int) -> np.ndarray:
-    """n channel-major 32×32 RGB rows; pixel 0 holds the global index (identifies the
+    """n channel-major 32x32 RGB rows; pixel 0 holds the global index (identifies the
     image), pixel (c=0, y=0, x=1) is 255 and pixel (c=2, y=0, x=1) is 0 in every image."""
     rows = np.random.default_rng(seed).integers(0, 256, size=(n, 3072), dtype=np.uint8)
     rows[:, 0] = np.arange(start, start + n)
@@ -132,7 +132,7 @@ def c10(tmp_path_factory: pytest.TempPathFactory):
 
 # -- CIFAR-10 -----------------------------------------------------------------------------
 def test_cifar10_batch_shapes_indices_and_labels(c10) -> None:
-    root, _, train, labels, _ = c10
+    root, _, _, labels, _ = c10
     info = load_batch("cifar10", 8, seed=3, data_dir=root)
     assert isinstance(info, BatchInfo)
     assert info.images.shape == (8, 3, 32, 32) and info.images.dtype == np.float32
@@ -216,7 +216,7 @@ def test_test_split_reads_test_batch(c10) -> None:
 
 # -- CIFAR-100 ----------------------------------------------------------------------------
 def test_cifar100_fine_labels_and_normalization(tmp_path: Path) -> None:
-    train, fine = make_cifar100(tmp_path)
+    _, fine = make_cifar100(tmp_path)
     info = load_batch("cifar100", 6, seed=2, data_dir=tmp_path)
     assert info.images.shape == (6, 3, 32, 32)
     assert info.indices == [int(i) for i in np.random.default_rng(2).choice(30, 6, False)]
@@ -249,8 +249,9 @@ def test_imagenet16_120_keeps_labels_up_to_120_and_shifts_them(tmp_path: Path) -
     std = np.array([63.22, 61.26, 65.09]) / 255
     np.testing.assert_allclose(info.mean, mean) and np.testing.assert_allclose(info.std, std)
     x = sub_rows[info.indices].reshape(-1, 3, 16, 16) / 255.0
-    np.testing.assert_allclose(info.images, (x - mean[:, None, None]) / std[:, None, None],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        info.images, (x - mean[:, None, None]) / std[:, None, None], atol=1e-5
+    )
     with pytest.raises(DataError, match=f"has {n} samples"):
         load_batch("imagenet16-120", n + 1, seed=0, data_dir=tmp_path)
     # the folder itself as data_dir; the val split
@@ -343,7 +344,7 @@ def test_wrong_format_pickle(tmp_path: Path) -> None:
         tmp_path / "cifar-100-python" / "train",
         {b"data": np.zeros((3, 5), np.uint8), b"fine_labels": [0, 1, 2]},
     )
-    with pytest.raises(DataError, match="N×3072"):
+    with pytest.raises(DataError, match="Nx3072"):
         load_batch("cifar100", 2, 0, data_dir=tmp_path)
 
 
@@ -445,9 +446,7 @@ def test_describe_is_json_safe_and_exact(c10) -> None:
     assert d["normalization"] == {"mean": list(C10_MEAN), "std": list(C10_STD)}
     assert d["indices"] == info.indices
     joined = ",".join(str(i) for i in info.indices).encode()
-    assert d["indices_sha256"] == hashlib.sha256(joined).hexdigest() == indices_sha256(
-        info.indices
-    )
+    assert d["indices_sha256"] == hashlib.sha256(joined).hexdigest() == indices_sha256(info.indices)
     assert d["images_sha256"] == hashlib.sha256(info.images.tobytes()).hexdigest()
     big = describe(synthetic_batch(200, 0))
     assert "indices" not in big and big["synthetic"] is True and big["source"] == "synthetic"
@@ -455,6 +454,11 @@ def test_describe_is_json_safe_and_exact(c10) -> None:
 
 def test_module_does_not_import_torch() -> None:
     code = "import sys, nasfilter.data; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
     assert out.stdout.strip() == "False"

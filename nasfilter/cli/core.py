@@ -39,6 +39,31 @@ def metrics(fmt: FormatOption = Format.table) -> None:
 
 
 @app.command()
+def info(
+    space: Annotated[str, typer.Argument(help="Search space, e.g. nats-tss.")],
+    arch: Annotated[str, typer.Argument(help="Architecture identity in the space's notation.")],
+    data: Annotated[
+        str, typer.Option("--data", help="Dataset shape: cifar10, cifar100, imagenet16-120.")
+    ] = "cifar10",
+    bytes_per_param: Annotated[
+        float, typer.Option("--bytes-per-param", envvar="NASFILTER_BYTES_PER_PARAM",
+                            help="Bytes per parameter for size_kb.")
+    ] = 1.0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Analytic costs of one architecture: params, flops, relu_count, size_kb (no network
+    is built)."""
+    from nasfilter.spaces import get_dataset_shape, get_space
+
+    sp = get_space(space)
+    canonical = sp.canonical(arch)
+    c = sp.costs(canonical, get_dataset_shape(data))
+    rows = [(sp.name, canonical, sp.rank(canonical), c.params, c.flops, c.relu_count,
+             c.params * bytes_per_param / 1000.0)]
+    render(["space", "arch", "rank", "params", "flops", "relu_count", "size_kb"], rows, fmt)
+
+
+@app.command()
 def score(
     space: Annotated[str | None, typer.Argument(help="Search space, e.g. nats-tss, nats-sss.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of architectures to sample.")] = None,

@@ -68,14 +68,32 @@ class CifarSpec:
 
 SPECS: dict[str, CifarSpec] = {
     "cifar10": CifarSpec(
-        "cifar10", "CIFAR-10", "cifar-10-python.tar.gz", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "labels", 10,
-        CIFAR10_MEAN, CIFAR10_STD, "CIFAR10_URL", "CIFAR10_MD5",
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "labels",
+        10,
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+        "CIFAR10_URL",
+        "CIFAR10_MD5",
     ),
     "cifar100": CifarSpec(
-        "cifar100", "CIFAR-100", "cifar-100-python.tar.gz", "cifar-100-python",
-        ("train",), ("test",), "fine_labels", 100,
-        CIFAR100_MEAN, CIFAR100_STD, "CIFAR100_URL", "CIFAR100_MD5",
+        "cifar100",
+        "CIFAR-100",
+        "cifar-100-python.tar.gz",
+        "cifar-100-python",
+        ("train",),
+        ("test",),
+        "fine_labels",
+        100,
+        CIFAR100_MEAN,
+        CIFAR100_STD,
+        "CIFAR100_URL",
+        "CIFAR100_MD5",
     ),
 }
 
@@ -135,8 +153,7 @@ def _raise_missing(spec: CifarSpec, root: Path, files: tuple[str, ...]) -> NoRet
         missing = ", ".join(f for f in files if not (folder / f).is_file())
         raise DataError(
             f"{spec.title} is incomplete: {folder}/ lacks {missing}.",
-            f"Extract {spec.archive} there again, put the archive in {root}/, or add "
-            f"--download.",
+            f"Extract {spec.archive} there again, put the archive in {root}/, or add --download.",
         )
     raise DataError(
         f"{spec.title} not found: expected {root / spec.archive} or {folder}/.",

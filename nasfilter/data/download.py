@@ -37,9 +37,7 @@ def fetch(url: str, dest: str | Path, md5: str | None, progress: bool = True) ->
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{dest.name}.", suffix=".part", dir=dest.parent
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     except OSError as exc:
         raise DataError(
             f"Cannot write into {dest.parent}: {one_line(exc)}.", "Choose another --data-dir."
@@ -48,9 +46,10 @@ def fetch(url: str, dest: str | Path, md5: str | None, progress: bool = True) ->
     digest = hashlib.md5(usedforsecurity=False)
     try:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                url, timeout=TIMEOUT_S
-            ) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
+            ):
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 size = _copy(response, out, digest, total, dest.name, progress)
@@ -65,8 +64,7 @@ def fetch(url: str, dest: str | Path, md5: str | None, progress: bool = True) ->
         got = digest.hexdigest()
         if md5 is not None and got != md5.lower():
             raise DataError(
-                f"Download of {url} has MD5 {got}, expected {md5.lower()}; the file was "
-                f"deleted.",
+                f"Download of {url} has MD5 {got}, expected {md5.lower()}; the file was deleted.",
                 "Try again; if it persists, the download is being altered on the way.",
             )
         try:

@@ -2,7 +2,7 @@
 
 The data directory holds ``ImageNet16/`` (or is that folder itself) with
 ``train_data_batch_1`` .. ``train_data_batch_10`` and ``val_data``: pickled dicts with
-``data`` (N×768 uint8, 3×16×16 channel-major) and ``labels`` (1-based, 1..1000).
+``data`` (Nx768 uint8, 3x16x16 channel-major) and ``labels`` (1-based, 1..1000).
 ImageNet16-120 keeps the samples labelled 1..120, in file order, and shifts the labels
 to 0..119 (as NATS-Bench's ``ImageNet16(..., use_num_of_class_only=120)``). The
 "test" split is ``val_data``. There is no automatic download.
@@ -33,9 +33,7 @@ def load_imagenet16_120(
 ) -> BatchInfo:
     """A normalized batch of ImageNet16-120 (see ``load_batch``)."""
     files = TRAIN_FILES if split == "train" else TEST_FILES
-    folder = next(
-        (d for d in (root / FOLDER, root) if all((d / f).is_file() for f in files)), None
-    )
+    folder = next((d for d in (root / FOLDER, root) if all((d / f).is_file() for f in files)), None)
     if folder is None:
         _raise_missing(root, files, download)
     data_parts: list[np.ndarray] = []

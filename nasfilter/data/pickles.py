@@ -34,8 +34,19 @@ _ALLOWED: frozenset[tuple[str, str]] = frozenset(
         (module, name)
         for module in ("builtins", "__builtin__")
         for name in (
-            "list", "dict", "tuple", "set", "frozenset", "bytearray", "bytes", "str",
-            "int", "float", "complex", "bool", "object",
+            "list",
+            "dict",
+            "tuple",
+            "set",
+            "frozenset",
+            "bytearray",
+            "bytes",
+            "str",
+            "int",
+            "float",
+            "complex",
+            "bool",
+            "object",
         )
     }
 )
@@ -87,7 +98,7 @@ def rows_and_labels(
     hint = "The file is not in the expected format; delete it and get it again."
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != width:
         shape = getattr(data, "shape", type(data).__name__)
-        raise DataError(f"{bad} 'data' should be an N×{width} array, found {shape}.", hint)
+        raise DataError(f"{bad} 'data' should be an Nx{width} array, found {shape}.", hint)
     if data.dtype != np.uint8:
         if not np.issubdtype(data.dtype, np.integer) or (
             data.size and (data.min() < 0 or data.max() > 255)

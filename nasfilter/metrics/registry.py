@@ -13,6 +13,7 @@ paths exist. Everything here imports without torch.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,9 @@ class Metric:
 
 _REGISTRY: dict[str, Metric] = {}
 
+# One module per metric family; each registers its metrics when imported.
+FAMILIES = ("nasfilter.metrics.counting", "nasfilter.metrics.naswot")
+
 
 def register(metric: Metric) -> Metric:
     if metric.name in _REGISTRY:
@@ -92,7 +96,10 @@ def register(metric: Metric) -> Metric:
 
 def _load() -> None:
     # Importing the families registers their metrics (none of them imports torch).
-    from nasfilter.metrics import counting, naswot  # noqa: F401
+    # import_module, not `from nasfilter.metrics import naswot`: the package exports a
+    # function of that name, which would shadow the module.
+    for family in FAMILIES:
+        importlib.import_module(family)
 
 
 def get_metric(name: str) -> Metric:

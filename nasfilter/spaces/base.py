@@ -107,6 +107,51 @@ class Space(ABC):
         for i in self.sample_indices(n, seed):
             yield self.unrank(int(i))
 
+    # -- neighbourhood (used by evolutionary search) ---------------------------------------
+    # ``radices``: the number of choices at each position of the identity, in the order
+    # ``unrank`` reads them (mixed radix, first position least significant). Spaces that
+    # set it get ``digits``, ``neighbours`` and ``mutate`` for free.
+    radices: tuple[int, ...] = ()
+
+    def digits(self, arch: str) -> tuple[int, ...]:
+        """The choice made at each position (``rank`` in mixed radix ``radices``)."""
+        if not self.radices:
+            raise NotImplementedError(f"{self.name} does not define positions (radices)")
+        index = self.rank(arch)
+        out = []
+        for r in self.radices:
+            index, d = divmod(index, r)
+            out.append(d)
+        return tuple(out)
+
+    def from_digits(self, digits: tuple[int, ...]) -> str:
+        """Inverse of ``digits``."""
+        index = 0
+        for d, r in zip(reversed(digits), reversed(self.radices), strict=True):
+            if not 0 <= d < r:
+                raise IndexError(d)
+            index = index * r + d
+        return self.unrank(index)
+
+    def neighbours(self, arch: str) -> list[str]:
+        """Every identity that differs from ``arch`` at exactly one position (one TSS
+        edge's operation, one SSS layer's width), in position-then-choice order."""
+        digits = self.digits(arch)
+        out = []
+        for pos, r in enumerate(self.radices):
+            for d in range(r):
+                if d != digits[pos]:
+                    out.append(self.from_digits(digits[:pos] + (d,) + digits[pos + 1:]))
+        return out
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """One uniformly drawn neighbour: a random position, then a different choice."""
+        digits = list(self.digits(arch))
+        pos = int(rng.integers(len(self.radices)))
+        d = int(rng.integers(self.radices[pos] - 1))
+        digits[pos] = d if d < digits[pos] else d + 1
+        return self.from_digits(tuple(digits))
+
     # -- costs and networks ---------------------------------------------------------------
     @abstractmethod
     def costs(self, arch: str, dataset: DatasetShape = DATASETS["cifar10"]) -> Costs:

@@ -173,6 +173,7 @@ class NatsTSS(Space):
     description = "NATS-Bench topology space (NAS-Bench-201): 5 ops on 6 edges, C=16, N=5"
     size = len(TSS_OPS) ** len(EDGES)
     notation = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+    radices = (len(TSS_OPS),) * len(EDGES)  # one operation per edge, in identity order
     channels = (16,) * 5 + (32,) + (32,) * 5 + (64,) + (64,) * 5
 
     def parse(self, arch: str) -> Genotype:
@@ -216,6 +217,7 @@ class NatsSSS(Space):
     description = "NATS-Bench size space: 5 widths in {8..64}, fixed cell, N=1"
     size = len(SSS_CHOICES) ** 5
     notation = "c1:c2:c3:c4:c5, each in 8,16,...,64"
+    radices = (len(SSS_CHOICES),) * 5  # one width per layer
 
     def parse(self, arch: str) -> tuple[int, ...]:
         hint = "Expected five widths from 8,16,24,32,40,48,56,64 joined by ':', e.g. 8:16:24:32:64."

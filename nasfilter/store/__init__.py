@@ -21,6 +21,7 @@ import duckdb
 
 from nasfilter import __version__
 from nasfilter.errors import RunNotFoundError, StoreError, UsageError
+from nasfilter.interrupts import critical
 
 DEFAULT_DB = "nasfilter.duckdb"
 _MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -307,6 +308,9 @@ def _ident(name: str) -> str:
 class BatchWriter:
     """Buffers score rows and commits them in batches through Arrow.
 
+    The caller decides when to ``flush`` (the engine: every ``batch_rows`` rows or every
+    few seconds, always between architectures).
+
     Each flush is one transaction: architectures first (insert-or-ignore), then scores.
     A batch that is interrupted mid-way is rolled back whole and never visible.
     """
@@ -341,8 +345,6 @@ class BatchWriter:
         s["value"].append(value)
         s["status"].append(status)
         s["seconds"].append(seconds)
-        if len(s["arch"]) >= self.batch_rows:
-            self.flush()
 
     @property
     def pending(self) -> int:
@@ -375,21 +377,24 @@ class BatchWriter:
             }
         )
         con = self.store.con
-        with self.store.transaction():
+        with critical():  # a signal arriving now is raised after the commit
             con.register("_nf_archs", archs)
             con.register("_nf_scores", scores)
             try:
-                con.execute(
-                    "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
-                    "ON CONFLICT DO NOTHING"
-                )
-                con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
+                with self.store.transaction():
+                    con.execute(
+                        "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
+                        "ON CONFLICT DO NOTHING"
+                    )
+                    con.execute(
+                        "INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING"
+                    )
             finally:
                 con.unregister("_nf_archs")
                 con.unregister("_nf_scores")
-        self._scores = {c: [] for c in self.SCORE_COLS}
-        self._archs = {c: [] for c in self.ARCH_COLS}
-        self.rows_written += n
+            self._scores = {c: [] for c in self.SCORE_COLS}
+            self._archs = {c: [] for c in self.ARCH_COLS}
+            self.rows_written += n
         return n
 
 

@@ -1,0 +1,194 @@
+-- 003: analysis macros. How well each metric of a run predicts accuracy and size.
+-- Used by `nasfilter analyze` (nasfilter.analysis.correlation) and callable from
+-- `nasfilter sql`, the duckdb CLI and Python; see docs/analyze.md.
+--
+-- Arguments are constants: a run id (integer), a NATS-Bench dataset name (any case)
+-- and a split ('valid' or 'test').
+
+-- A SQL string literal for s: used to pass arguments into query() strings.
+CREATE MACRO nf_sql_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', '''''') || '''';
+
+-- rank_correlations(q): Kendall tau-b and Spearman rho for every (x_name, y_name) group
+-- of the rows returned by the SQL query string q, which must have the columns
+-- x_name, y_name, x, y. Rows where x or y is NULL, NaN or infinite are left out.
+--
+-- Kendall tau-b = (nc - nd) / sqrt((n0 - n1) (n0 - n2)) with n0 = n(n-1)/2 and
+-- n1, n2, n3 the pairs tied in x, in y, and in both. With the rows ordered by (x, y),
+-- D = sum over rows of #(earlier rows with a smaller y) is a framed rank (a merge-sort
+-- tree in DuckDB: O(n log n)), and nc - nd = 2 D - n0 - n1 + n2 + n3.
+-- Spearman rho is the Pearson correlation of the average ranks (ties get the mean rank).
+-- Both equal scipy.stats.kendalltau (variant 'b') and scipy.stats.spearmanr.
+CREATE MACRO rank_correlations(q) AS TABLE
+WITH src AS MATERIALIZED (
+    SELECT CAST(x_name AS VARCHAR) AS x_name, CAST(y_name AS VARCHAR) AS y_name,
+        CAST(x AS DOUBLE) AS x, CAST(y AS DOUBLE) AS y
+    FROM query(q)
+    WHERE x IS NOT NULL AND y IS NOT NULL
+        AND isfinite(CAST(x AS DOUBLE)) AND isfinite(CAST(y AS DOUBLE))
+),
+ranked AS (
+    SELECT x_name, y_name, x, y,
+        count(*) OVER (PARTITION BY x_name, y_name, x) AS cx,
+        count(*) OVER (PARTITION BY x_name, y_name, y) AS cy,
+        count(*) OVER (PARTITION BY x_name, y_name, x, y) AS cxy,
+        rank() OVER (PARTITION BY x_name, y_name ORDER BY x) AS rx,
+        rank() OVER (PARTITION BY x_name, y_name ORDER BY y) AS ry,
+        rank(ORDER BY y) OVER (
+            PARTITION BY x_name, y_name ORDER BY x, y
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS below
+    FROM src
+),
+agg AS (
+    SELECT x_name, y_name,
+        count(*) AS n,
+        count(DISTINCT x) AS x_distinct,
+        count(DISTINCT y) AS y_distinct,
+        CAST(sum(cx - 1) // 2 AS BIGINT) AS n1,
+        CAST(sum(cy - 1) // 2 AS BIGINT) AS n2,
+        CAST(sum(cxy - 1) // 2 AS BIGINT) AS n3,
+        CAST(sum(below) AS BIGINT) AS d,
+        corr(rx + (cx - 1) / 2.0, ry + (cy - 1) / 2.0) AS rho
+    FROM ranked
+    GROUP BY x_name, y_name
+)
+SELECT x_name, y_name, n, x_distinct, y_distinct,
+    n1 AS x_tied_pairs, n2 AS y_tied_pairs, n3 AS xy_tied_pairs,
+    2 * d - n * (n - 1) // 2 - n1 + n2 + n3 AS concordant_minus_discordant,
+    CASE WHEN n * (n - 1) // 2 - n1 > 0 AND n * (n - 1) // 2 - n2 > 0 THEN
+        CAST(2 * d - n * (n - 1) // 2 - n1 + n2 + n3 AS DOUBLE)
+            / sqrt(CAST(n * (n - 1) // 2 - n1 AS DOUBLE))
+            / sqrt(CAST(n * (n - 1) // 2 - n2 AS DOUBLE))
+    END AS kendall_tau_b,
+    CASE WHEN x_distinct > 1 AND y_distinct > 1 THEN rho END AS spearman_rho
+FROM agg;
+
+-- For each (dataset, split): how many architectures of run p_run have truth.
+CREATE MACRO truth_coverage(p_run) AS TABLE
+SELECT t.dataset, t.split, count(*) AS archs, max(t.accuracy) AS best_accuracy
+FROM (SELECT DISTINCT arch FROM scores WHERE run_id = p_run) a
+JOIN runs r ON r.run_id = p_run
+JOIN truth t ON t.space = r.space AND t.arch = a.arch
+GROUP BY t.dataset, t.split
+ORDER BY t.dataset, t.split;
+
+-- One row per (architecture, metric) of run p_run that has truth for the dataset and
+-- split: the metric value and its status as stored, whether it is usable (finite),
+-- the true accuracy (percent) and the size (the run's own `params` score).
+CREATE MACRO analysis_points(p_run, p_dataset, p_split) AS TABLE
+SELECT s.run_id, r.space, s.arch, s.metric, m.higher_is_better, s.value, s.status,
+    coalesce(isfinite(s.value), false) AS usable,
+    t.dataset, t.split, t.accuracy, z.value AS size
+FROM scores s
+JOIN runs r ON r.run_id = s.run_id
+JOIN run_metrics m ON m.run_id = s.run_id AND m.metric = s.metric
+JOIN truth t ON t.space = r.space AND t.arch = s.arch
+    AND lower(t.dataset) = lower(p_dataset) AND t.split = lower(p_split)
+LEFT JOIN scores z ON z.run_id = s.run_id AND z.arch = s.arch AND z.metric = 'params'
+    AND coalesce(isfinite(z.value), false)
+WHERE s.run_id = p_run;
+
+-- Per metric of the run: architectures with truth, how many are usable (finite value),
+-- how many were excluded (NaN, +-inf or NULL: never replaced), distinct usable values
+-- and ties (usable values equal to another one: n - distinct_values).
+CREATE MACRO analysis_counts(p_run, p_dataset, p_split) AS TABLE
+SELECT m.metric, m.higher_is_better,
+    count(p.arch) AS with_truth,
+    count(p.arch) FILTER (WHERE p.usable) AS n,
+    count(p.arch) FILTER (WHERE NOT p.usable) AS excluded,
+    count(DISTINCT p.value) FILTER (WHERE p.usable) AS distinct_values,
+    count(p.arch) FILTER (WHERE p.usable)
+        - count(DISTINCT p.value) FILTER (WHERE p.usable) AS ties
+FROM run_metrics m
+LEFT JOIN analysis_points(p_run, p_dataset, p_split) p ON p.metric = m.metric
+WHERE m.run_id = p_run
+GROUP BY m.metric, m.higher_is_better;
+
+-- Each metric against accuracy (b_kind 'accuracy') and against size (b_kind 'size',
+-- the run's params), over the architectures with truth and a finite value.
+CREATE MACRO analysis_vs_truth(p_run, p_dataset, p_split) AS TABLE
+SELECT 'metric' AS a_kind, c.x_name AS a, 'accuracy' AS b_kind, 'accuracy' AS b,
+    c.* EXCLUDE (x_name, y_name)
+FROM rank_correlations(format(
+    'SELECT metric AS x_name, ''accuracy'' AS y_name, value AS x, accuracy AS y ' ||
+    'FROM analysis_points({}, {}, {}) WHERE usable',
+    p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c
+UNION ALL
+SELECT 'metric' AS a_kind, c.x_name AS a, 'size' AS b_kind, 'size' AS b,
+    c.* EXCLUDE (x_name, y_name)
+FROM rank_correlations(format(
+    'SELECT metric AS x_name, ''size'' AS y_name, value AS x, size AS y ' ||
+    'FROM analysis_points({}, {}, {}) WHERE usable AND size IS NOT NULL',
+    p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c;
+
+-- Every pair of metrics (a < b), and accuracy against size, over the same architectures.
+CREATE MACRO analysis_between(p_run, p_dataset, p_split) AS TABLE
+SELECT 'metric' AS a_kind, c.x_name AS a, 'metric' AS b_kind, c.y_name AS b,
+    c.* EXCLUDE (x_name, y_name)
+FROM rank_correlations(format(
+    'SELECT p.metric AS x_name, q.metric AS y_name, p.value AS x, q.value AS y ' ||
+    'FROM analysis_points({0}, {1}, {2}) p JOIN analysis_points({0}, {1}, {2}) q ' ||
+    'ON p.arch = q.arch AND p.metric < q.metric WHERE p.usable AND q.usable',
+    p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c
+UNION ALL
+SELECT 'accuracy' AS a_kind, 'accuracy' AS a, 'size' AS b_kind, 'size' AS b,
+    c.* EXCLUDE (x_name, y_name)
+FROM rank_correlations(format(
+    'SELECT DISTINCT ''accuracy'' AS x_name, ''size'' AS y_name, arch, accuracy AS x, ' ||
+    'size AS y FROM analysis_points({}, {}, {}) WHERE size IS NOT NULL',
+    p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c;
+
+-- All of the above: metric/accuracy, metric/size, metric/metric and accuracy/size.
+CREATE MACRO analysis_correlations(p_run, p_dataset, p_split) AS TABLE
+SELECT * FROM analysis_vs_truth(p_run, p_dataset, p_split)
+UNION ALL
+SELECT * FROM analysis_between(p_run, p_dataset, p_split);
+
+-- Top-k by each metric (k = 1, 10, 100; all usable architectures if fewer than k), best
+-- first in the metric's own direction, ties broken by fewer params, then identity (as
+-- `nasfilter top`): mean and best true accuracy of the k, the best accuracy over every
+-- architecture of the run with truth (best_scored), and the gap best_scored - best.
+CREATE MACRO analysis_topk(p_run, p_dataset, p_split) AS TABLE
+WITH pts AS (SELECT * FROM analysis_points(p_run, p_dataset, p_split)),
+best AS (SELECT max(accuracy) AS best_scored FROM pts),
+ordered AS (
+    SELECT metric, arch, accuracy,
+        row_number() OVER (
+            PARTITION BY metric
+            ORDER BY CASE WHEN higher_is_better THEN value END DESC NULLS LAST,
+                CASE WHEN NOT higher_is_better THEN value END ASC NULLS LAST,
+                size ASC NULLS LAST, arch) AS pos
+    FROM pts WHERE usable
+)
+SELECT o.metric, k.k, count(*) AS k_used,
+    avg(o.accuracy) AS mean_accuracy, max(o.accuracy) AS best_accuracy,
+    any_value(b.best_scored) AS best_scored,
+    any_value(b.best_scored) - max(o.accuracy) AS gap
+FROM ordered o
+JOIN (VALUES (1), (10), (100)) k(k) ON o.pos <= k.k
+CROSS JOIN best b
+GROUP BY o.metric, k.k
+ORDER BY o.metric, k.k;
+
+-- One row per metric of the run: counts, tau-b and rho against accuracy and size, top-k.
+CREATE MACRO analysis_summary(p_run, p_dataset, p_split) AS TABLE
+WITH c AS (SELECT * FROM analysis_vs_truth(p_run, p_dataset, p_split)),
+t AS (SELECT * FROM analysis_topk(p_run, p_dataset, p_split)),
+b AS (SELECT max(accuracy) AS best_scored FROM analysis_points(p_run, p_dataset, p_split))
+SELECT n.metric, n.higher_is_better, n.with_truth, n.n, n.excluded, n.distinct_values, n.ties,
+    ca.kendall_tau_b AS kendall_tau_acc, ca.spearman_rho AS spearman_acc,
+    coalesce(cs.n, 0) AS n_size,
+    cs.kendall_tau_b AS kendall_tau_size, cs.spearman_rho AS spearman_size,
+    t1.mean_accuracy AS top1_mean_acc, t1.best_accuracy AS top1_best_acc, t1.gap AS top1_gap,
+    t10.mean_accuracy AS top10_mean_acc, t10.best_accuracy AS top10_best_acc,
+    t10.gap AS top10_gap,
+    t100.mean_accuracy AS top100_mean_acc, t100.best_accuracy AS top100_best_acc,
+    t100.gap AS top100_gap,
+    b.best_scored
+FROM analysis_counts(p_run, p_dataset, p_split) n
+CROSS JOIN b
+LEFT JOIN c ca ON ca.a = n.metric AND ca.b_kind = 'accuracy'
+LEFT JOIN c cs ON cs.a = n.metric AND cs.b_kind = 'size'
+LEFT JOIN t t1 ON t1.metric = n.metric AND t1.k = 1
+LEFT JOIN t t10 ON t10.metric = n.metric AND t10.k = 10
+LEFT JOIN t t100 ON t100.metric = n.metric AND t100.k = 100
+ORDER BY n.metric;

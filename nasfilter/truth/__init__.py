@@ -1,0 +1,209 @@
+"""Ground truth: the trained accuracy of architectures, per dataset and split.
+
+Rows live in the ``truth`` table (migration 002), keyed by (space, arch, dataset, split)
+with ``arch`` the space's canonical identity. Every load is one transaction and one row
+of ``truth_loads``; a later load of the same key replaces the row (upsert).
+
+Loaders:
+
+- :func:`nasfilter.truth.nats.load_nats_bench` reads NATS-Bench through its own API;
+- :func:`nasfilter.truth.table.import_table` reads any CSV or Parquet table;
+- :func:`nasfilter.truth.table.load_sample` loads the shipped NAS-Bench-201 sample.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from nasfilter import __version__
+from nasfilter.errors import UsageError
+from nasfilter.store import Store
+
+#: NATS-Bench's dataset names, as its API spells them.
+DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
+SPLITS: tuple[str, ...] = ("valid", "test")
+LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample")
+
+TRUTH_COLUMNS = (
+    "arch", "dataset", "split", "accuracy", "benchmark_index", "bench_params", "bench_flops",
+)
+
+
+def canonical_dataset(name: str) -> str:
+    """NATS-Bench's spelling of a dataset name given in any case."""
+    key = str(name).strip().lower()
+    for d in DATASETS:
+        if d.lower() == key:
+            return d
+    raise UsageError(
+        f"Unknown dataset {name!r}.", f"Choose one of: {', '.join(DATASETS)} (any case)."
+    )
+
+
+def canonical_split(name: str) -> str:
+    key = str(name).strip().lower()
+    if key not in SPLITS:
+        raise UsageError(f"Unknown split {name!r}.", "Choose 'valid' or 'test'.")
+    return key
+
+
+@dataclass
+class TruthBatch:
+    """Columns of truth rows to write, one list per column of ``TRUTH_COLUMNS``."""
+
+    arch: list[str] = field(default_factory=list)
+    dataset: list[str] = field(default_factory=list)
+    split: list[str] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    benchmark_index: list[int | None] = field(default_factory=list)
+    bench_params: list[float | None] = field(default_factory=list)
+    bench_flops: list[float | None] = field(default_factory=list)
+
+    def add(
+        self,
+        arch: str,
+        dataset: str,
+        split: str,
+        accuracy: float,
+        benchmark_index: int | None = None,
+        bench_params: float | None = None,
+        bench_flops: float | None = None,
+    ) -> None:
+        self.arch.append(arch)
+        self.dataset.append(dataset)
+        self.split.append(split)
+        self.accuracy.append(float(accuracy))
+        self.benchmark_index.append(benchmark_index)
+        self.bench_params.append(bench_params)
+        self.bench_flops.append(bench_flops)
+
+    def __len__(self) -> int:
+        return len(self.arch)
+
+
+@dataclass
+class LoadSummary:
+    load_id: int
+    kind: str
+    space: str
+    source: str
+    datasets: list[str]
+    rows: int
+    replaced: int
+    counts: dict[str, int]  # "dataset/split" -> rows
+    seconds: float
+    settings: dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def write_truth(
+    store: Store,
+    kind: str,
+    space: str,
+    source: str,
+    settings: dict[str, Any],
+    batch: TruthBatch,
+    started: float | None = None,
+) -> LoadSummary:
+    """Upsert ``batch`` and record the load, in one transaction.
+
+    The batch must not hold the same (arch, dataset, split) twice: callers validate.
+    """
+    import pyarrow as pa
+
+    if kind not in LOAD_KINDS:  # pragma: no cover - programming error
+        raise ValueError(f"unknown load kind {kind!r}")
+    started = time.perf_counter() if started is None else started
+    datasets = sorted(set(batch.dataset), key=lambda d: DATASETS.index(d) if d in DATASETS else 99)
+    counts: dict[str, int] = {}
+    for d, s in zip(batch.dataset, batch.split, strict=True):
+        counts[f"{d}/{s}"] = counts.get(f"{d}/{s}", 0) + 1
+    table = pa.table(
+        {
+            "arch": pa.array(batch.arch, pa.string()),
+            "dataset": pa.array(batch.dataset, pa.string()),
+            "split": pa.array(batch.split, pa.string()),
+            "accuracy": pa.array(batch.accuracy, pa.float64()),
+            "benchmark_index": pa.array(batch.benchmark_index, pa.int64()),
+            "bench_params": pa.array(batch.bench_params, pa.float64()),
+            "bench_flops": pa.array(batch.bench_flops, pa.float64()),
+        }
+    )
+    con = store.con
+    with store.transaction():
+        row = con.execute(
+            "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows, loaded_at,"
+            " nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING load_id",
+            [kind, space, datasets, source, json.dumps(settings, sort_keys=True), len(batch),
+             _now(), __version__],
+        ).fetchone()
+        assert row is not None
+        load_id = int(row[0])
+        con.register("_nf_truth", table)
+        try:
+            rep = con.execute(
+                "SELECT count(*) FROM truth t JOIN _nf_truth n ON t.space = ? AND t.arch = n.arch"
+                " AND t.dataset = n.dataset AND t.split = n.split",
+                [space],
+            ).fetchone()
+            con.execute(
+                "INSERT OR REPLACE INTO truth (space, arch, dataset, split, accuracy, source,"
+                " benchmark_index, bench_params, bench_flops, load_id)"
+                " SELECT ?, arch, dataset, split, accuracy, ?, benchmark_index, bench_params,"
+                " bench_flops, ? FROM _nf_truth",
+                [space, source, load_id],
+            )
+        finally:
+            con.unregister("_nf_truth")
+    return LoadSummary(
+        load_id=load_id, kind=kind, space=space, source=source, datasets=datasets,
+        rows=len(batch), replaced=int(rep[0]) if rep else 0, counts=counts,
+        seconds=time.perf_counter() - started, settings=settings,
+    )
+
+
+def accuracy_of(store: Store, space: str, dataset: str, split: str) -> dict[str, float]:
+    """``{canonical arch: accuracy (percent)}`` for one space, dataset and split."""
+    from nasfilter.spaces import get_space
+
+    space = get_space(space).name
+    dataset = canonical_dataset(dataset)
+    split = canonical_split(split)
+    rows = store.con.execute(
+        "SELECT arch, accuracy FROM truth WHERE space = ? AND dataset = ? AND split = ?",
+        [space, dataset, split],
+    ).fetchall()
+    return {a: float(v) for a, v in rows}
+
+
+def truth_summary(store: Store) -> tuple[list[str], list[tuple]]:
+    return store.query("SELECT * FROM truth_summary")
+
+
+def truth_loads(store: Store) -> tuple[list[str], list[tuple]]:
+    return store.query(
+        "SELECT load_id, kind, space, array_to_string(datasets, ',') AS datasets, source, rows,"
+        " strftime(loaded_at, '%Y-%m-%d %H:%M:%S') AS loaded_at, settings"
+        " FROM truth_loads ORDER BY load_id"
+    )
+
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "LoadSummary",
+    "TruthBatch",
+    "accuracy_of",
+    "canonical_dataset",
+    "canonical_split",
+    "truth_loads",
+    "truth_summary",
+    "write_truth",
+]

@@ -1,0 +1,158 @@
+"""The CLI: exit codes, one-line errors, output formats, the documented main path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.conftest import invoke
+
+
+def _score(runner: CliRunner, db: Path, *args: str):  # type: ignore[no-untyped-def]
+    return invoke(runner, "score", *args, "--db", str(db))
+
+
+def test_version_and_short_help(runner: CliRunner) -> None:
+    from nasfilter import __version__
+
+    r = invoke(runner, "--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"nasfilter {__version__}"
+    r = invoke(runner, "-h")
+    assert r.exit_code == 0 and "score" in r.stdout and "top" in r.stdout
+
+
+def test_score_then_top_json_is_best_first_under_budget(runner: CliRunner, db: Path) -> None:
+    r = _score(runner, db, "nats-sss", "--n", "400", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert "Run 1 completed: 400 architectures scored" in r.stderr
+    r = invoke(runner, "top", "--k", "7", "--max-kb", "200", "--db", str(db), "-f", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == 7
+    assert set(rows[0]) == {"arch", "relu_count", "status", "params", "size_kb"}
+    assert all(x["size_kb"] <= 200 for x in rows)
+    values = [x["relu_count"] for x in rows]
+    assert values == sorted(values, reverse=True)
+    # the best under budget really is the maximum among the scored set
+    from nasfilter.spaces import get_space
+
+    sp = get_space("nats-sss")
+    sample = list(sp.sample(400, 3))
+    best = max(sp.costs(a).relu_count for a in sample if sp.costs(a).params / 1000 <= 200)
+    assert values[0] == best
+    for x in rows:
+        assert x["params"] == sp.costs(x["arch"]).params
+
+
+def test_top_csv_and_lower_is_better_metric(runner: CliRunner, db: Path) -> None:
+    assert _score(runner, db, "nats-tss", "--n", "100").exit_code == 0
+    r = invoke(runner, "top", "--metric", "params", "--k", "3", "--db", str(db), "-f", "csv")
+    assert r.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    params = [int(x["params"]) for x in rows]
+    assert params == sorted(params) and len(params) == 3
+
+
+def test_bad_inputs_give_one_line_and_nonzero_exit(runner: CliRunner, db: Path) -> None:
+    cases = [
+        (("score", "nats-xyz", "--n", "5"), "Unknown search space 'nats-xyz'", 2),
+        (("score", "nats-tss", "--n", "20000"), "15,625 architectures", 2),
+        (("score", "nats-tss", "--n", "0"), "at least 1", 2),
+        (("score", "nats-tss"), "--n N or --all", 2),
+        (("score", "nats-tss", "--n", "5", "--metrics", "foo"), "Unknown metric 'foo'", 2),
+        (("score", "nats-tss", "--n", "5", "--metrics", "naswot"), "needs input images", 2),
+        (("info", "nats-tss", "|nor_conv_3x3~0|"), "Malformed TSS cell", 2),
+        (("top",), "No database at", 3),
+    ]
+    for args, msg, code in cases:
+        r = invoke(runner, *args, "--db", str(db)) if args[0] != "info" else invoke(runner, *args)
+        assert r.exit_code == code, (args, r.output)
+        assert msg in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.output
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_errors_do_not_lose_stored_rows(runner: CliRunner, db: Path) -> None:
+    assert _score(runner, db, "nats-sss", "--n", "30").exit_code == 0
+    assert _score(runner, db, "nats-sss", "--n", "99999").exit_code == 2
+    r = invoke(runner, "top", "--metric", "nope", "--db", str(db))
+    assert r.exit_code == 2 and "has no metric 'nope'" in r.stderr
+    r = invoke(runner, "top", "--run", "9", "--db", str(db))
+    assert r.exit_code == 3 and "No run 9" in r.stderr
+    r = invoke(runner, "sql", "SELECT count(*) AS n FROM scores", "--db", str(db), "-f", "json")
+    assert json.loads(r.stdout) == [{"n": 30 * 4}]
+
+
+def test_sql_is_read_only_and_reports_sql_errors(runner: CliRunner, db: Path) -> None:
+    assert _score(runner, db, "nats-sss", "--n", "10").exit_code == 0
+    r = invoke(runner, "sql", "DELETE FROM scores", "--db", str(db))
+    assert r.exit_code == 2 and "SQL error" in r.stderr
+    r = invoke(runner, "sql", "SELEC 1", "--db", str(db))
+    assert r.exit_code == 2 and "SQL error" in r.stderr
+    r = invoke(runner, "sql", "SELECT count(*) AS n FROM results", "--db", str(db), "-f", "csv")
+    assert r.stdout.splitlines() == ["n", "10"]
+
+
+def test_export_writes_parquet(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    assert _score(runner, db, "nats-tss", "--n", "25", "--metrics", "relu_count").exit_code == 0
+    out = tmp_path / "r.parquet"
+    r = invoke(runner, "export", "--out", str(out), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    t = pq.read_table(out)
+    assert t.num_rows == 25
+    assert set(t.column_names) == {"space", "arch", "params", "size_kb", "relu_count"}
+    r = invoke(runner, "export", "--out", str(tmp_path / "no" / "r.parquet"), "--db", str(db))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_resume_of_a_completed_run_says_so(runner: CliRunner, db: Path) -> None:
+    assert _score(runner, db, "nats-sss", "--n", "10").exit_code == 0
+    r = invoke(runner, "score", "--resume", "latest", "--db", str(db))
+    assert r.exit_code == 0 and "already complete" in r.stderr
+
+
+def test_db_from_environment(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "env.duckdb"
+    monkeypatch.setenv("NASFILTER_DB", str(target))
+    from nasfilter.cli import app
+
+    r = runner.invoke(app, ["score", "nats-sss", "--n", "3"])
+    assert r.exit_code == 0 and target.exists()
+
+
+def test_penalized_score_is_stored_with_its_settings(runner: CliRunner, db: Path) -> None:
+    r = _score(runner, db, "nats-sss", "--n", "50", "--penalty", "hsdf", "--mu", "0.1")
+    assert r.exit_code == 0, r.output
+    r = invoke(runner, "sql", "SELECT a.value AS v, p.value AS pv, z.value AS kb "
+               "FROM scores a JOIN scores p USING (arch) JOIN scores z USING (arch) "
+               "WHERE a.metric='relu_count' AND p.metric='relu_count_hsdf' "
+               "AND z.metric='size_kb'", "--db", str(db), "-f", "json")
+    from nasfilter.penalties import penalty_factor
+
+    for row in json.loads(r.stdout):
+        f = penalty_factor("hsdf", row["kb"] / 1000, mu=0.1, sigma=0.4)
+        assert abs(row["pv"] - row["v"] * f) <= 1e-9 * row["v"]
+    r = invoke(runner, "sql", "SELECT settings FROM runs", "--db", str(db), "-f", "json")
+    settings = json.loads(json.loads(r.stdout)[0]["settings"])
+    assert settings["penalty"]["penalty"] == "hsdf" and settings["penalty"]["mu"] == 0.1
+
+
+def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
+    code = (
+        "import sys, runpy; sys.argv=['nasfilter','--help'];\n"
+        "try:\n runpy.run_module('nasfilter', run_name='__main__')\n"
+        "except SystemExit as e: assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+        "assert 'duckdb' not in sys.modules, 'duckdb imported by --help'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Usage" in r.stdout
