@@ -1,3 +1,167 @@
-"""Commands: truth load, truth import (ground truth)."""
+"""Commands: truth load, truth import, truth sample, truth list, truth loads (ground truth)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasfilter.cli import app
+from nasfilter.cli.options import DbOption, FormatOption
+from nasfilter.cli.render import Format, err_console, render
+
+truth_app = typer.Typer(
+    name="truth",
+    help="Ground truth: trained accuracies from NATS-Bench, any table, or the shipped sample.",
+    no_args_is_help=True,
+)
+app.add_typer(truth_app, name="truth")
+
+DatasetsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset", "-d",
+        help="NATS-Bench dataset: cifar10-valid, cifar10, cifar100, ImageNet16-120 (any case). "
+        "Repeat or comma-separate. [default: all four]",
+        show_default=False,
+    ),
+]
+
+
+def _print_load(s) -> None:  # type: ignore[no-untyped-def]
+    counts = ", ".join(f"{k} {v:,}" for k, v in s.counts.items())
+    replaced = f" ({s.replaced:,} replaced)" if s.replaced else ""
+    err_console.print(
+        f"Load [bold]{s.load_id}[/] ({s.kind}, {s.source}): {s.rows:,} truth rows for "
+        f"{s.space}{replaced} in {s.seconds:.2f} s: {counts}",
+        highlight=False,
+    )
+    missing = s.settings.get("missing") or {}
+    for ds, n in missing.items():
+        err_console.print(f"  {ds}: {n:,} architectures without results, skipped", markup=False)
+
+
+@truth_app.command("load")
+def load(
+    space: Annotated[str, typer.Argument(help="nats-tss or nats-sss.")],
+    benchmark_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--benchmark-dir",
+            help="The fast-mode folder (NATS-tss-v1_0-3ffb9-simple or "
+            "NATS-sss-v1_0-50262-simple) or the folder holding it. "
+            "[default: $TORCH_HOME, else ~/.torch]",
+            show_default=False,
+        ),
+    ] = None,
+    dataset: DatasetsOption = None,
+    hp: Annotated[
+        str | None,
+        typer.Option("--hp", help="Training schedule in epochs: TSS 12 or 200, SSS 01, 12 or "
+                     "90. [default: 200 for TSS, 90 for SSS]", show_default=False),
+    ] = None,
+    trial: Annotated[
+        str,
+        typer.Option("--trial", help="'mean' (average over the seeds: is_random=False), a seed "
+                     "such as 777, or 'random' (one random seed per query; not reproducible)."),
+    ] = "mean",
+    db: DbOption = None,
+) -> None:
+    """Load accuracies, params and flops from NATS-Bench through its own API (fast mode,
+    one architecture file at a time).
+
+    Example: [bold]nasfilter truth load nats-tss --benchmark-dir ~/.torch[/bold]
+    """
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from nasfilter.store import Store
+    from nasfilter.truth.nats import load_nats_bench, nats_space, resolve_benchmark_dir
+
+    datasets = _split_list(dataset)
+    nats_space(space)
+    resolve_benchmark_dir(space, benchmark_dir)  # fail before opening the database
+    with Store.open(db) as store, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task(f"NATS-Bench {space}", total=None)
+        summary = load_nats_bench(
+            store, space, benchmark_dir, datasets, hp, trial,
+            on_total=lambda n: progress.update(task, total=n),
+            on_progress=lambda k: progress.advance(task, k),
+        )
+    _print_load(summary)
+
+
+@truth_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A .csv (.tsv, .csv.gz) or .parquet file.")],
+    space: Annotated[str, typer.Option("--space", help="Search space of the identities.")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="NATS-Bench dataset name (any case).")
+    ],
+    arch_col: Annotated[str, typer.Option("--arch-col", help="Column with the identities.")],
+    acc_col: Annotated[str, typer.Option("--acc-col", help="Column with the accuracy (%).")],
+    split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
+    source: Annotated[
+        str | None, typer.Option("--source", help="Name of the source. [default: file name]",
+                                 show_default=False)
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Import accuracies from any table. Every identity is validated; a file with bad rows
+    is refused whole; one transaction."""
+    from nasfilter.store import Store
+    from nasfilter.truth.table import import_table
+
+    with Store.open(db) as store:
+        summary = import_table(store, file, space, dataset, arch_col, acc_col, split, source)
+    _print_load(summary)
+
+
+@truth_app.command("sample")
+def sample(db: DbOption = None) -> None:
+    """Load the shipped NAS-Bench-201 sample (NAS-Bench-Suite-Zero, 2,173 rows: cifar10-valid,
+    cifar100, ImageNet16-120; split valid) so that `analyze` works with no download."""
+    from nasfilter.store import Store
+    from nasfilter.truth.table import load_sample
+
+    with Store.open(db) as store:
+        summary = load_sample(store)
+    _print_load(summary)
+
+
+@truth_app.command("list")
+def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """What truth the database holds, per space, dataset, split and source."""
+    from nasfilter.store import Store
+    from nasfilter.truth import truth_summary
+
+    with Store.open(db, read_only=True) as store:
+        cols, rows = truth_summary(store)
+    render(cols, rows, fmt, title="Ground truth")
+    if fmt == Format.table and not rows:
+        err_console.print("No ground truth yet: see `nasfilter truth --help`.")
+
+
+@truth_app.command("loads")
+def loads(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """The loads of ground truth, with their settings."""
+    from nasfilter.store import Store
+    from nasfilter.truth import truth_loads
+
+    with Store.open(db, read_only=True) as store:
+        cols, rows = truth_loads(store)
+    render(cols, rows, fmt, title="Truth loads")
+
+
+def _split_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None

@@ -28,13 +28,16 @@ WITH src AS MATERIALIZED (
 ),
 ranked AS (
     SELECT x_name, y_name, x, y,
-        count(*) OVER (PARTITION BY x_name, y_name, x) AS cx,
-        count(*) OVER (PARTITION BY x_name, y_name, y) AS cy,
-        count(*) OVER (PARTITION BY x_name, y_name, x, y) AS cxy,
+        -- three sorts: by x, by y, by (x, y); peer-group frames give the tie counts
+        count(*) OVER (PARTITION BY x_name, y_name ORDER BY x
+            RANGE BETWEEN CURRENT ROW AND CURRENT ROW) AS cx,
         rank() OVER (PARTITION BY x_name, y_name ORDER BY x) AS rx,
+        count(*) OVER (PARTITION BY x_name, y_name ORDER BY y
+            RANGE BETWEEN CURRENT ROW AND CURRENT ROW) AS cy,
         rank() OVER (PARTITION BY x_name, y_name ORDER BY y) AS ry,
-        rank(ORDER BY y) OVER (
-            PARTITION BY x_name, y_name ORDER BY x, y
+        count(*) OVER (PARTITION BY x_name, y_name ORDER BY x, y
+            RANGE BETWEEN CURRENT ROW AND CURRENT ROW) AS cxy,
+        rank(ORDER BY y) OVER (PARTITION BY x_name, y_name ORDER BY x, y
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS below
     FROM src
 ),

@@ -33,6 +33,15 @@ TRUTH_COLUMNS = (
 )
 
 
+def million_to_count(million: float) -> float:
+    """A value given in millions (count / 1e6) as a count: x 1e6, rounded to the nearest
+    integer when within 1e-6 (relative) of it, which undoes the float noise of the
+    division (and of a mean over equal values); otherwise left as is."""
+    v = float(million) * 1e6
+    r = round(v)
+    return float(r) if abs(v - r) <= 1e-6 * max(1.0, abs(v)) else v
+
+
 def canonical_dataset(name: str) -> str:
     """NATS-Bench's spelling of a dataset name given in any case."""
     key = str(name).strip().lower()
@@ -203,6 +212,7 @@ __all__ = [
     "accuracy_of",
     "canonical_dataset",
     "canonical_split",
+    "million_to_count",
     "truth_loads",
     "truth_summary",
     "write_truth",

@@ -1,0 +1,217 @@
+"""How well each metric of a run predicts accuracy and size: Kendall tau-b, Spearman rho
+and top-k accuracy, computed in SQL by the macros of migration 003 (docs/analyze.md).
+
+Python only chooses the arguments, runs two queries (``analysis_summary`` and
+``analysis_between``) and reshapes their rows; every number comes from SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nasfilter.errors import DataError, UsageError
+from nasfilter.store import Store
+from nasfilter.truth import DATASETS, canonical_dataset, canonical_split
+
+TOP_K = (1, 10, 100)
+
+# The run's input shape (settings.dataset_shape.name) -> the truth dataset to prefer.
+_SHAPE_DATASETS = {
+    "cifar10": ("cifar10-valid", "cifar10"),
+    "cifar100": ("cifar100",),
+    "imagenet16-120": ("ImageNet16-120",),
+}
+
+
+@dataclass
+class MetricAnalysis:
+    """One metric of the run, over the architectures that have truth."""
+
+    metric: str
+    higher_is_better: bool
+    with_truth: int  # architectures with truth and a score row for the metric
+    n: int  # of which the value is finite (used everywhere below)
+    excluded: int  # NaN, +-inf or NULL values, left out (never replaced)
+    distinct_values: int
+    ties: int  # n - distinct_values: values equal to another one
+    kendall_tau_acc: float | None
+    spearman_acc: float | None
+    n_size: int
+    kendall_tau_size: float | None
+    spearman_size: float | None
+    top1_mean_acc: float | None
+    top1_best_acc: float | None
+    top1_gap: float | None
+    top10_mean_acc: float | None
+    top10_best_acc: float | None
+    top10_gap: float | None
+    top100_mean_acc: float | None
+    top100_best_acc: float | None
+    top100_gap: float | None
+
+
+@dataclass
+class PairCorrelation:
+    """Kendall tau-b and Spearman rho between two variables (metrics, accuracy, size)."""
+
+    a: str
+    a_kind: str  # 'metric' | 'accuracy'
+    b: str
+    b_kind: str  # 'metric' | 'size'
+    n: int
+    kendall_tau: float | None
+    spearman_rho: float | None
+
+
+@dataclass
+class AnalysisResult:
+    run_id: int
+    space: str
+    dataset: str
+    split: str
+    archs_with_truth: int  # architectures of the run with truth for dataset/split
+    best_accuracy: float | None  # the best of those (what the top-k gap is measured to)
+    metrics: list[MetricAnalysis]
+    pairs: list[PairCorrelation]  # metric/metric (a < b) and accuracy/size
+    sql: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [f for f in MetricAnalysis.__dataclass_fields__]
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        return [tuple(asdict(m).values()) for m in self.metrics]
+
+    def tau_matrix(self) -> tuple[list[str], list[list[float | None]]]:
+        """Names (metrics, 'accuracy', 'size') and the symmetric matrix of Kendall tau-b."""
+        names = [m.metric for m in self.metrics] + ["accuracy", "size"]
+        key = {m.metric: ("metric", m.metric) for m in self.metrics}
+        key["accuracy"] = ("accuracy", "accuracy")
+        key["size"] = ("size", "size")
+        tau: dict[tuple[tuple[str, str], tuple[str, str]], float | None] = {}
+        for m in self.metrics:
+            tau[(("metric", m.metric), ("accuracy", "accuracy"))] = m.kendall_tau_acc
+            tau[(("metric", m.metric), ("size", "size"))] = m.kendall_tau_size
+        for p in self.pairs:
+            tau[((p.a_kind, p.a), (p.b_kind, p.b))] = p.kendall_tau
+        out: list[list[float | None]] = []
+        for i, a in enumerate(names):
+            row: list[float | None] = []
+            for j, b in enumerate(names):
+                if i == j:
+                    row.append(1.0)
+                    continue
+                ka, kb = key[a], key[b]
+                row.append(tau.get((ka, kb), tau.get((kb, ka))))
+            out.append(row)
+        return names, out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "space": self.space,
+            "dataset": self.dataset,
+            "split": self.split,
+            "archs_with_truth": self.archs_with_truth,
+            "best_accuracy": self.best_accuracy,
+            "metrics": [asdict(m) for m in self.metrics],
+            "pairs": [asdict(p) for p in self.pairs],
+            "sql": self.sql,
+        }
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def coverage(store: Store, run_id: int) -> list[tuple[str, str, int, float]]:
+    """(dataset, split, architectures, best accuracy) of the run's truth."""
+    return store.con.execute(f"SELECT * FROM truth_coverage({int(run_id)})").fetchall()
+
+
+def default_dataset(store: Store, run_id: int, split: str = "valid") -> str:
+    """The dataset ``analyze`` uses when none is given.
+
+    The only dataset with truth for the run (and split); else, among several, the one
+    that matches the run's input shape (cifar10 -> cifar10-valid, then cifar10;
+    cifar100; imagenet16-120 -> ImageNet16-120); else an error listing them.
+    """
+    split = canonical_split(split)
+    cov = coverage(store, run_id)
+    avail = [d for d, s, _, _ in cov if s == split]
+    if not avail:
+        raise _no_truth(store, run_id, split, cov)
+    if len(avail) == 1:
+        return avail[0]
+    shape = (store.get_run(run_id)["settings"].get("dataset_shape") or {}).get("name")
+    for d in _SHAPE_DATASETS.get(str(shape), ()):
+        if d in avail:
+            return d
+    listing = ", ".join(f"{d} ({n:,})" for d, s, n, _ in cov if s == split)
+    raise UsageError(
+        f"Run {run_id} has truth for several datasets ({split} split): {listing}.",
+        "Pass --dataset NAME.",
+    )
+
+
+def _no_truth(store: Store, run_id: int, split: str, cov: list, dataset: str | None = None
+              ) -> DataError:
+    space = store.get_run(run_id)["space"]
+    what = f"{dataset}, {split} split" if dataset else f"the {split} split"
+    other = ", ".join(f"{d}/{s} ({n:,})" for d, s, n, _ in cov)
+    have = f" It has truth for: {other}." if other else ""
+    return DataError(
+        f"No architecture of run {run_id} ({space}) has ground truth for {what}.{have}",
+        "Load truth with `nasfilter truth load " + space + "` (NATS-Bench), "
+        "`nasfilter truth sample` (the shipped NAS-Bench-201 sample) or "
+        "`nasfilter truth import FILE ...`.",
+    )
+
+
+def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -> AnalysisResult:
+    """Per metric of ``run_id``: tau-b and rho against accuracy and size, top-k accuracy;
+    and tau-b/rho between every pair of metrics and between accuracy and size."""
+    dataset = canonical_dataset(dataset)
+    split = canonical_split(split)
+    run = store.get_run(run_id)
+    cov = coverage(store, run_id)
+    mine = [c for c in cov if c[0] == dataset and c[1] == split]
+    if not mine:
+        raise _no_truth(store, run_id, split, cov, dataset)
+    _, _, n_truth, best = mine[0]
+    args = f"{int(run_id)}, {_lit(dataset)}, {_lit(split)}"
+    sql_summary = f"SELECT * FROM analysis_summary({args})"
+    sql_between = f"SELECT * FROM analysis_between({args}) ORDER BY a_kind DESC, a, b"
+    cols, rows = store.query(sql_summary)
+    metrics = []
+    fields = set(MetricAnalysis.__dataclass_fields__)
+    for r in rows:
+        d = {c: v for c, v in zip(cols, r, strict=True) if c in fields}
+        metrics.append(MetricAnalysis(**d))
+    cols, rows = store.query(sql_between)
+    pairs = []
+    for r in rows:
+        d = dict(zip(cols, r, strict=True))
+        pairs.append(PairCorrelation(
+            a=d["a"], a_kind=d["a_kind"], b=d["b"], b_kind=d["b_kind"], n=int(d["n"]),
+            kendall_tau=d["kendall_tau_b"], spearman_rho=d["spearman_rho"],
+        ))
+    return AnalysisResult(
+        run_id=int(run_id), space=run["space"], dataset=dataset, split=split,
+        archs_with_truth=int(n_truth), best_accuracy=best, metrics=metrics, pairs=pairs,
+        sql=[sql_summary, sql_between],
+    )
+
+
+__all__ = [
+    "DATASETS",
+    "TOP_K",
+    "AnalysisResult",
+    "MetricAnalysis",
+    "PairCorrelation",
+    "analyze_run",
+    "coverage",
+    "default_dataset",
+]
