@@ -117,9 +117,11 @@ def help_time(repeats: int = 5) -> None:
     t_help = statistics.median(timed(exe) for _ in range(repeats))
     t_base = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(repeats))
     t_torch = timed([sys.executable, "-c", "import torch"])
-    torch_state = subprocess.run(
-        [sys.executable, "-c", check], capture_output=True, text=True
-    ).stderr.strip().splitlines()[-1]
+    torch_state = (
+        subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+        .stderr.strip()
+        .splitlines()[-1]
+    )
     verdict = "OK" if t_help < 0.5 else "OVER TARGET"
     print(
         f"   nasfilter --help {t_help:.3f} s (target < 0.5 s: {verdict}; {torch_state}) | "

@@ -95,7 +95,9 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
     needs_model = any(m.needs_model for m in metrics)
     needs_data = any(m.needs_data for m in metrics)
     if req.data is not None and req.data not in DATA_CHOICES:
-        raise UsageError(f"Unknown --data {req.data!r}.", f"Choose one of: {', '.join(DATA_CHOICES)}.")
+        raise UsageError(
+            f"Unknown --data {req.data!r}.", f"Choose one of: {', '.join(DATA_CHOICES)}."
+        )
     if needs_data and req.data is None:
         names = ", ".join(m.name for m in metrics if m.needs_data)
         raise UsageError(
@@ -121,8 +123,11 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
         "all": req.all,
         "seed": req.seed,
         "metrics": [m.name for m in metrics],
-        "dataset_shape": {"name": shape.name, "num_classes": shape.num_classes,
-                          "resolution": shape.resolution},
+        "dataset_shape": {
+            "name": shape.name,
+            "num_classes": shape.num_classes,
+            "resolution": shape.resolution,
+        },
         "bytes_per_param": req.bytes_per_param,
         "builds_networks": needs_model,
         "penalty": penalty,
@@ -177,8 +182,11 @@ def load_inputs(settings: dict[str, Any], download: bool = False) -> Any:
     from nasfilter.data import load_batch
 
     return load_batch(
-        settings["data"], settings["batch_size"], settings["seed"],
-        data_dir=settings.get("data_dir"), download=download,
+        settings["data"],
+        settings["batch_size"],
+        settings["seed"],
+        data_dir=settings.get("data_dir"),
+        download=download,
     )
 
 
@@ -223,8 +231,7 @@ def _penalize(
     out = {}
     for base, name in penalized_of.items():
         sc, secs = results[base]
-        v = float(penalized(sc.value, size_mb, penalty["penalty"], penalty["mu"],
-                            penalty["sigma"]))
+        v = float(penalized(sc.value, size_mb, penalty["penalty"], penalty["mu"], penalty["sigma"]))
         out[name] = (Score(v, sc.status), secs)
     return out
 
@@ -256,11 +263,13 @@ def execute(
     penalty = settings.get("penalty")
     penalized_of = (
         {m.name: penalized_name(m.name, penalty) for m in metrics if m.higher_is_better}
-        if penalty else {}
+        if penalty
+        else {}
     )
     shape = get_dataset_shape(settings["dataset_shape"]["name"])
-    ctx = ScoreContext(dataset=shape, bytes_per_param=settings["bytes_per_param"],
-                       settings=settings)
+    ctx = ScoreContext(
+        dataset=shape, bytes_per_param=settings["bytes_per_param"], settings=settings
+    )
     done = store.done_archs(run_id, len(all_recs))
     total = settings["n"] if archs is None else len(archs)
     if on_total:
@@ -394,8 +403,9 @@ class _ModelRunner:
 
         torch = self.torch
         t = time.perf_counter()
-        probe = ModelProbe(model, self.inputs, bn_mode=self.settings.get("bn_mode", "batch"),
-                           **self.probe_options)
+        probe = ModelProbe(
+            model, self.inputs, bn_mode=self.settings.get("bn_mode", "batch"), **self.probe_options
+        )
         try:
             probe.run()
         except torch.OutOfMemoryError:

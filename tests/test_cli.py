@@ -131,10 +131,18 @@ def test_db_from_environment(runner: CliRunner, tmp_path: Path, monkeypatch) -> 
 def test_penalized_score_is_stored_with_its_settings(runner: CliRunner, db: Path) -> None:
     r = _score(runner, db, "nats-sss", "--n", "50", "--penalty", "hsdf", "--mu", "0.1")
     assert r.exit_code == 0, r.output
-    r = invoke(runner, "sql", "SELECT a.value AS v, p.value AS pv, z.value AS kb "
-               "FROM scores a JOIN scores p USING (arch) JOIN scores z USING (arch) "
-               "WHERE a.metric='relu_count' AND p.metric='relu_count_hsdf' "
-               "AND z.metric='size_kb'", "--db", str(db), "-f", "json")
+    r = invoke(
+        runner,
+        "sql",
+        "SELECT a.value AS v, p.value AS pv, z.value AS kb "
+        "FROM scores a JOIN scores p USING (arch) JOIN scores z USING (arch) "
+        "WHERE a.metric='relu_count' AND p.metric='relu_count_hsdf' "
+        "AND z.metric='size_kb'",
+        "--db",
+        str(db),
+        "-f",
+        "json",
+    )
     from nasfilter.penalties import penalty_factor
 
     for row in json.loads(r.stdout):

@@ -21,16 +21,31 @@ def test_builtin_metrics_and_their_metadata() -> None:
     assert nw.needs_model and nw.needs_data and nw.higher_is_better
     assert not get_metric("params").higher_is_better
     meta = rc.metadata()
-    assert set(meta) >= {"name", "version", "higher_is_better", "needs_model", "needs_data",
-                         "needs_gradients"}
+    assert set(meta) >= {
+        "name",
+        "version",
+        "higher_is_better",
+        "needs_model",
+        "needs_data",
+        "needs_gradients",
+    }
     assert "from_arch" not in meta
 
 
 def test_duplicate_names_are_refused() -> None:
     m = get_metric("params")
     with pytest.raises(ValueError, match="already registered"):
-        register(Metric(name="params", version="9", higher_is_better=True, needs_data=False,
-                        needs_gradients=False, description="dup", from_arch=m.from_arch))
+        register(
+            Metric(
+                name="params",
+                version="9",
+                higher_is_better=True,
+                needs_data=False,
+                needs_gradients=False,
+                description="dup",
+                from_arch=m.from_arch,
+            )
+        )
 
 
 def test_unknown_metric_names_the_choices() -> None:
@@ -58,12 +73,12 @@ class _Mixed(nn.Module):
         self.fc = nn.Linear(4 * 8 * 8, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(x)                      # 3*8*8 = 192
-        x = self.act(self.conv(x))         # 4*8*8 = 256
-        x = torch.relu(x) + x.relu()       # 256 + 256
+        x = F.relu(x)  # 3*8*8 = 192
+        x = self.act(self.conv(x))  # 4*8*8 = 256
+        x = torch.relu(x) + x.relu()  # 256 + 256
         y = self.fc(x.flatten(1))
-        y.relu_()                          # 5
-        return F.relu6(y)                  # not a ReLU: not counted
+        y.relu_()  # 5
+        return F.relu6(y)  # not a ReLU: not counted
 
 
 def test_generic_relu_count_counts_modules_and_functional_calls() -> None:

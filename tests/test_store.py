@@ -63,10 +63,14 @@ def test_missing_database_for_reading(tmp_path: Path) -> None:
 def test_locked_database_gives_a_clear_error(db: Path) -> None:
     Store.open(db).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); "
-         "time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
@@ -88,8 +92,7 @@ def test_batch_writer_round_trip_keeps_nan_and_inf(db: Path) -> None:
         assert w.pending == 0
         w.add_score("8:8:8:8:8", "c", 0, float("nan"), "nan", 0.3)
         w.flush()
-        rows = s.con.execute(
-            "SELECT metric, value, status FROM scores ORDER BY metric").fetchall()
+        rows = s.con.execute("SELECT metric, value, status FROM scores ORDER BY metric").fetchall()
         assert rows[0] == ("a", 1.0, "ok")
         assert rows[1] == ("b", float("-inf"), "singular")
         assert rows[2][0] == "c" and rows[2][1] != rows[2][1] and rows[2][2] == "nan"
@@ -124,8 +127,9 @@ def test_interrupted_run_keeps_committed_batches_and_resumes_without_duplicates(
         run = engine.start(s, req)
         with pytest.raises(engine.RunInterrupted, match=f"--resume {run}"):
             # flush every 200 rows; progress reported every 0.1 s -> interrupt mid-run
-            engine.execute(s, run, on_progress=_interrupt_after(1), batch_rows=200,
-                           flush_seconds=0.0)
+            engine.execute(
+                s, run, on_progress=_interrupt_after(1), batch_rows=200, flush_seconds=0.0
+            )
         assert s.get_run(run)["status"] == "interrupted"
         kept = s.con.execute("SELECT count(DISTINCT arch) FROM scores").fetchone()[0]
         assert 0 < kept < 3000
@@ -134,7 +138,8 @@ def test_interrupted_run_keeps_committed_batches_and_resumes_without_duplicates(
         assert summary.archs_scored == 3000 - kept
         assert s.get_run(run)["status"] == "completed"
         total, distinct = s.con.execute(
-            "SELECT count(*), count(DISTINCT (arch, metric)) FROM scores").fetchone()
+            "SELECT count(*), count(DISTINCT (arch, metric)) FROM scores"
+        ).fetchone()
         assert total == distinct == 3000 * 4
         # identical to an uninterrupted run with the same seed
         other = engine.start(s, req)
@@ -143,7 +148,9 @@ def test_interrupted_run_keeps_committed_batches_and_resumes_without_duplicates(
             "SELECT count(*) FROM scores a FULL JOIN scores b "
             "ON a.arch = b.arch AND a.metric = b.metric AND b.run_id = ? "
             "WHERE a.run_id = ? AND (b.value IS NULL OR a.value <> b.value "
-            "OR a.position <> b.position)", [other, run]).fetchone()
+            "OR a.position <> b.position)",
+            [other, run],
+        ).fetchone()
         assert diff == (0,)
 
 
@@ -153,18 +160,20 @@ def test_export_parquet_one_row_per_architecture(db: Path, tmp_path: Path) -> No
         engine.execute(s, run)
         out = tmp_path / "out.parquet"
         assert export_parquet(s, run, out) == 50
-        expected = dict(s.con.execute(
-            "SELECT arch, value FROM scores WHERE metric='relu_count' AND run_id=?", [run]
-        ).fetchall())
+        expected = dict(
+            s.con.execute(
+                "SELECT arch, value FROM scores WHERE metric='relu_count' AND run_id=?", [run]
+            ).fetchall()
+        )
     t = pq.read_table(out)
-    assert t.column_names == ["space", "arch", "params", "size_kb", "relu_count", "flops"] or \
-        set(t.column_names) == {"space", "arch", "params", "size_kb", "relu_count", "flops"}
+    assert t.column_names == ["space", "arch", "params", "size_kb", "relu_count", "flops"] or set(
+        t.column_names
+    ) == {"space", "arch", "params", "size_kb", "relu_count", "flops"}
     assert t.num_rows == 50
     d = t.to_pydict()
     assert set(d["space"]) == {"nats-sss"}
     assert str(t.schema.field("params").type) == "int64"
-    for arch, rc, p, kb in zip(d["arch"], d["relu_count"], d["params"], d["size_kb"],
-                               strict=True):
+    for arch, rc, p, kb in zip(d["arch"], d["relu_count"], d["params"], d["size_kb"], strict=True):
         assert rc == expected[arch]
         assert kb == pytest.approx(p / 1000.0)
 

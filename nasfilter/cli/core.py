@@ -29,13 +29,31 @@ def metrics(fmt: FormatOption = Format.table) -> None:
     from nasfilter.metrics import list_metrics
 
     rows = [
-        (m.name, m.version, "higher" if m.higher_is_better else "lower",
-         "yes" if m.needs_model else "no", "yes" if m.needs_data else "no",
-         "yes" if m.needs_gradients else "no", m.description)
+        (
+            m.name,
+            m.version,
+            "higher" if m.higher_is_better else "lower",
+            "yes" if m.needs_model else "no",
+            "yes" if m.needs_data else "no",
+            "yes" if m.needs_gradients else "no",
+            m.description,
+        )
         for m in list_metrics()
     ]
-    render(["metric", "version", "better", "needs model", "needs data", "needs gradients",
-            "description"], rows, fmt, title="Metrics")
+    render(
+        [
+            "metric",
+            "version",
+            "better",
+            "needs model",
+            "needs data",
+            "needs gradients",
+            "description",
+        ],
+        rows,
+        fmt,
+        title="Metrics",
+    )
 
 
 @app.command()
@@ -46,8 +64,12 @@ def info(
         str, typer.Option("--data", help="Dataset shape: cifar10, cifar100, imagenet16-120.")
     ] = "cifar10",
     bytes_per_param: Annotated[
-        float, typer.Option("--bytes-per-param", envvar="NASFILTER_BYTES_PER_PARAM",
-                            help="Bytes per parameter for size_kb.")
+        float,
+        typer.Option(
+            "--bytes-per-param",
+            envvar="NASFILTER_BYTES_PER_PARAM",
+            help="Bytes per parameter for size_kb.",
+        ),
     ] = 1.0,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -58,24 +80,41 @@ def info(
     sp = get_space(space)
     canonical = sp.canonical(arch)
     c = sp.costs(canonical, get_dataset_shape(data))
-    rows = [(sp.name, canonical, sp.rank(canonical), c.params, c.flops, c.relu_count,
-             c.params * bytes_per_param / 1000.0)]
+    rows = [
+        (
+            sp.name,
+            canonical,
+            sp.rank(canonical),
+            c.params,
+            c.flops,
+            c.relu_count,
+            c.params * bytes_per_param / 1000.0,
+        )
+    ]
     render(["space", "arch", "rank", "params", "flops", "relu_count", "size_kb"], rows, fmt)
 
 
 @app.command()
 def score(
-    space: Annotated[str | None, typer.Argument(help="Search space, e.g. nats-tss, nats-sss.")] = None,
+    space: Annotated[
+        str | None, typer.Argument(help="Search space, e.g. nats-tss, nats-sss.")
+    ] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of architectures to sample.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Score every architecture of the space.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Score every architecture of the space.")
+    ] = False,
     metrics: Annotated[
-        str, typer.Option("--metrics", "-m", help="Comma-separated metrics (see `nasfilter metrics`).")
+        str,
+        typer.Option("--metrics", "-m", help="Comma-separated metrics (see `nasfilter metrics`)."),
     ] = "relu_count,params,flops,size_kb",
     seed: Annotated[int, typer.Option("--seed", help="Sampling, batch and init seed.")] = 0,
     data: Annotated[
         str | None,
-        typer.Option("--data", help="Inputs for data-dependent metrics: cifar10, cifar100, "
-                     "imagenet16-120 or synthetic. Also sets classes and resolution."),
+        typer.Option(
+            "--data",
+            help="Inputs for data-dependent metrics: cifar10, cifar100, "
+            "imagenet16-120 or synthetic. Also sets classes and resolution.",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -85,20 +124,31 @@ def score(
     batch_size: Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")] = 128,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
     bn_mode: Annotated[
-        str, typer.Option("--bn-mode", help="BatchNorm during scoring: batch (statistics of "
-                          "the batch, as NASWOT) or eval.")
+        str,
+        typer.Option(
+            "--bn-mode",
+            help="BatchNorm during scoring: batch (statistics of the batch, as NASWOT) or eval.",
+        ),
     ] = "batch",
     bytes_per_param: Annotated[
-        float, typer.Option("--bytes-per-param", envvar="NASFILTER_BYTES_PER_PARAM",
-                            help="Bytes per parameter for size_kb (1 = int8).")
+        float,
+        typer.Option(
+            "--bytes-per-param",
+            envvar="NASFILTER_BYTES_PER_PARAM",
+            help="Bytes per parameter for size_kb (1 = int8).",
+        ),
     ] = 1.0,
     penalty: Annotated[
         str | None,
-        typer.Option("--penalty", help="Also store each higher-is-better metric times a size "
-                     "penalty: gdf, hsdf or rdf (as <metric>_<penalty>)."),
+        typer.Option(
+            "--penalty",
+            help="Also store each higher-is-better metric times a size "
+            "penalty: gdf, hsdf or rdf (as <metric>_<penalty>).",
+        ),
     ] = None,
-    mu: Annotated[float, typer.Option("--mu", help="Penalty target size in MB (1e6 params "
-                                      "at 1 byte).")] = 0.2,
+    mu: Annotated[
+        float, typer.Option("--mu", help="Penalty target size in MB (1e6 params at 1 byte).")
+    ] = 0.2,
     sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Finish an interrupted run (id or 'latest').")
@@ -118,10 +168,21 @@ def score(
     req = None
     if resume is None:
         req = engine.ScoreRequest(
-            space=space or "", n=n, all=all_, metrics=metrics, seed=seed, data=data,
-            data_dir=str(data_dir) if data_dir else None, download=download,
-            batch_size=batch_size, device=device, bn_mode=bn_mode,
-            bytes_per_param=bytes_per_param, penalty=penalty, mu=mu, sigma=sigma,
+            space=space or "",
+            n=n,
+            all=all_,
+            metrics=metrics,
+            seed=seed,
+            data=data,
+            data_dir=str(data_dir) if data_dir else None,
+            download=download,
+            batch_size=batch_size,
+            device=device,
+            bn_mode=bn_mode,
+            bytes_per_param=bytes_per_param,
+            penalty=penalty,
+            mu=mu,
+            sigma=sigma,
         )
         engine.plan(req)  # validate before touching the database
     with Store.open(db) as store:
@@ -141,17 +202,26 @@ def score(
 
 def _execute_with_progress(store, run_id, settings):  # type: ignore[no-untyped-def]
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     from nasfilter import engine
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("{task.speed:>8.0f}/s" if False else "[cyan]{task.fields[rate]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=err_console, transient=False,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
     ) as progress:
         task = progress.add_task(f"run {run_id} {settings['space']}", total=None, rate="")
 

@@ -26,6 +26,4 @@ FormatOption = Annotated[
     Format,
     typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
 ]
-ShowSqlOption = Annotated[
-    bool, typer.Option("--show-sql", help="Print the SQL used, on stderr.")
-]
+ShowSqlOption = Annotated[bool, typer.Option("--show-sql", help="Print the SQL used, on stderr.")]

@@ -53,9 +53,11 @@ def render(
 ) -> None:
     """Print rows. ``json_obj`` replaces the default list-of-objects JSON form."""
     if fmt == Format.json:
-        obj = json_obj if json_obj is not None else [
-            {c: _json_safe(v) for c, v in zip(columns, r, strict=True)} for r in rows
-        ]
+        obj = (
+            json_obj
+            if json_obj is not None
+            else [{c: _json_safe(v) for c, v in zip(columns, r, strict=True)} for r in rows]
+        )
         sys.stdout.write(json.dumps(obj, indent=2, default=_json_safe) + "\n")
         return
     if fmt == Format.csv:

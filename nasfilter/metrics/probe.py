@@ -70,7 +70,7 @@ class ModelProbe:
         self._kernel: torch.Tensor | None = None
         self.output: Any = None
 
-    # -- measurement ------------------------------------------------------------------------
+    # -- measurement --
     def _observe(self, x: torch.Tensor) -> None:
         batch = x.shape[0]
         per_sample = x.numel() // batch
@@ -121,7 +121,7 @@ class ModelProbe:
         self._ran = True
         return self
 
-    # -- results ------------------------------------------------------------------------------
+    # -- results --
     def relu_count(self) -> int:
         """N_A: elements entering a ReLU per sample, over every ReLU call."""
         return self.run()._relu_elements

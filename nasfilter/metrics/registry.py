@@ -73,7 +73,9 @@ class Metric:
 
     def metadata(self) -> dict[str, Any]:
         d = {
-            k: v for k, v in asdict(self).items() if k not in ("from_arch", "from_model", "probe_options")
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("from_arch", "from_model", "probe_options")
         }
         d["needs_model"] = self.needs_model
         return d

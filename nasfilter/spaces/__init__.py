@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from nasfilter.errors import UnknownSpaceError
 from nasfilter.spaces.base import DATASETS, Costs, DatasetShape, Space
 
@@ -38,9 +37,7 @@ def get_dataset_shape(name: str) -> DatasetShape:
 
     key = name.lower()
     if key not in DATASETS:
-        raise UsageError(
-            f"Unknown dataset {name!r}.", f"Choose one of: {', '.join(DATASETS)}."
-        )
+        raise UsageError(f"Unknown dataset {name!r}.", f"Choose one of: {', '.join(DATASETS)}.")
     return DATASETS[key]
 
 
@@ -59,4 +56,3 @@ __all__ = [
     "get_dataset_shape",
     "DATASETS",
 ]
-

@@ -141,7 +141,7 @@ class Space(ABC):
         for pos, r in enumerate(self.radices):
             for d in range(r):
                 if d != digits[pos]:
-                    out.append(self.from_digits(digits[:pos] + (d,) + digits[pos + 1:]))
+                    out.append(self.from_digits(digits[:pos] + (d,) + digits[pos + 1 :]))
         return out
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:

@@ -80,9 +80,7 @@ def parse_cell(arch: str) -> Genotype:
 
 
 def format_cell(genotype: Genotype) -> str:
-    return "+".join(
-        "|" + "|".join(f"{op}~{src}" for op, src in node) + "|" for node in genotype
-    )
+    return "+".join("|" + "|".join(f"{op}~{src}" for op, src in node) + "|" for node in genotype)
 
 
 def _op_costs(op: str, c_in: int, c_out: int, hw: int) -> tuple[int, int, int]:
@@ -118,9 +116,7 @@ def _cell_costs(genotype: Genotype, c_in: int, c_out: int, hw: int) -> tuple[int
 
 
 @lru_cache(maxsize=65536)
-def network_costs(
-    channels: tuple[int, ...], genotype: Genotype, dataset: DatasetShape
-) -> Costs:
+def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: DatasetShape) -> Costs:
     """Analytic costs of the NATS skeleton with these widths and this cell.
 
     Cached: a run asks for several metrics of the same architecture.

@@ -58,7 +58,7 @@ class Store:
         self.path = path
         self.read_only = read_only
 
-    # -- opening -------------------------------------------------------------------------------
+    # -- opening --
     @classmethod
     def open(cls, path: str | Path | None = None, read_only: bool = False) -> Store:
         p = Path(path).expanduser().resolve() if path is not None else default_db_path()
@@ -172,13 +172,15 @@ class Store:
         else:
             self.con.execute("COMMIT")
 
-    # -- views -------------------------------------------------------------------------------------
+    # -- views --
     def metric_names(self) -> list[str]:
         """Metric names known to the registry or present in the store, sorted."""
         from nasfilter.metrics import list_metrics
 
         names = {m.name for m in list_metrics()}
-        names.update(r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall())
+        names.update(
+            r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall()
+        )
         names.update(
             r[0] for r in self.con.execute("SELECT DISTINCT metric FROM run_metrics").fetchall()
         )
@@ -205,7 +207,7 @@ FROM scores s JOIN runs r USING (run_id)
 GROUP BY s.run_id, r.space, s.arch"""
         )
 
-    # -- runs ---------------------------------------------------------------------------------------
+    # -- runs --
     def create_run(
         self,
         kind: str,
@@ -221,17 +223,34 @@ GROUP BY s.run_id, r.space, s.arch"""
                 "INSERT INTO runs (kind, space, settings, seed, n_requested, nasfilter_version,"
                 " command, started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')"
                 " RETURNING run_id",
-                [kind, space, json.dumps(settings, sort_keys=True), seed, n_requested,
-                 __version__, command, _now()],
+                [
+                    kind,
+                    space,
+                    json.dumps(settings, sort_keys=True),
+                    seed,
+                    n_requested,
+                    __version__,
+                    command,
+                    _now(),
+                ],
             ).fetchone()
             assert row is not None
             run_id = int(row[0])
             for m in metrics:
                 self.con.execute(
                     "INSERT INTO run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, m["name"], m["version"], m["higher_is_better"], m["needs_model"],
-                     m["needs_data"], m["needs_gradients"], m["path"], m["description"],
-                     m["unit"]],
+                    [
+                        run_id,
+                        m["name"],
+                        m["version"],
+                        m["higher_is_better"],
+                        m["needs_model"],
+                        m["needs_data"],
+                        m["needs_gradients"],
+                        m["path"],
+                        m["description"],
+                        m["unit"],
+                    ],
                 )
         self.refresh_views()
         return run_id
@@ -290,7 +309,7 @@ GROUP BY s.run_id, r.space, s.arch"""
         ).fetchall()
         return {r[0] for r in rows}
 
-    # -- queries ------------------------------------------------------------------------------------
+    # -- queries --
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         try:
             cur = self.con.execute(sql, params or [])
