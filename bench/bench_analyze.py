@@ -49,17 +49,21 @@ def main() -> int:
         db = Path(tmp) / "bench.duckdb"
         store = Store.open(db)
         t0 = time.perf_counter()
-        req = engine.ScoreRequest(space=space.name, n=args.n, all=args.n is None,
-                                  seed=args.seed)
+        req = engine.ScoreRequest(space=space.name, n=args.n, all=args.n is None, seed=args.seed)
         run_id = engine.start(store, req, command="bench_analyze")
         summary = engine.execute(store, run_id)
         t_score = time.perf_counter() - t0
 
         # synthetic truth: accuracy rises with log params, plus noise; 0.01 % resolution
         rng = np.random.default_rng(args.seed)
-        archs, params = zip(*store.con.execute(
-            "SELECT arch, value FROM scores WHERE run_id = ? AND metric = 'params' ORDER BY arch",
-            [run_id]).fetchall(), strict=True)
+        archs, params = zip(
+            *store.con.execute(
+                "SELECT arch, value FROM scores WHERE run_id = ? AND metric = 'params'"
+                " ORDER BY arch",
+                [run_id],
+            ).fetchall(),
+            strict=True,
+        )
         lp = np.log(np.asarray(params, dtype=float))
         acc = np.round(60 + 5 * (lp - lp.mean()) / lp.std() + rng.normal(0, 4, len(lp)), 2)
         acc = np.clip(acc, 0, 100)
@@ -80,7 +84,8 @@ def main() -> int:
             "SELECT s.metric, s.arch, s.value, t.accuracy FROM scores s JOIN truth t "
             "ON t.arch = s.arch AND t.space = ? AND t.dataset = 'cifar10-valid' "
             "AND t.split = 'valid' WHERE s.run_id = ? ORDER BY s.metric, s.arch",
-            [space.name, run_id]).fetchall()
+            [space.name, run_id],
+        ).fetchall()
         data: dict[str, dict[str, float]] = {}
         truth: dict[str, float] = {}
         for m, a, v, y in rows:
@@ -92,7 +97,7 @@ def main() -> int:
         cols["size"] = cols["params"]
         pairs = [(m, "accuracy") for m in data] + [(m, "size") for m in data]
         names = sorted(data)
-        pairs += [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        pairs += [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
         pairs += [("accuracy", "size")]
         t_base = []
         for _ in range(args.repeat):
@@ -101,8 +106,10 @@ def main() -> int:
             for a, b in pairs:
                 x, y = cols[a], cols[b]
                 ok = np.isfinite(x) & np.isfinite(y)
-                ref[(a, b)] = (stats.kendalltau(x[ok], y[ok]).statistic,
-                               stats.spearmanr(x[ok], y[ok]).statistic)
+                ref[(a, b)] = (
+                    stats.kendalltau(x[ok], y[ok]).statistic,
+                    stats.spearmanr(x[ok], y[ok]).statistic,
+                )
             t_base.append(time.perf_counter() - t)
 
         ours = {}
@@ -116,15 +123,23 @@ def main() -> int:
         store.close()
 
     n = len(order)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, duckdb {duckdb.__version__}, scipy {scipy.__version__}")
-    print(f"space {space.name}: {n:,} architectures scored ({summary.rows:,} rows) in "
-          f"{t_score:.1f} s; metrics: {', '.join(names)}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, duckdb {duckdb.__version__}, scipy {scipy.__version__}"
+    )
+    print(
+        f"space {space.name}: {n:,} architectures scored ({summary.rows:,} rows) in "
+        f"{t_score:.1f} s; metrics: {', '.join(names)}"
+    )
     print(f"correlations per analysis: {len(pairs)} (tau-b and rho each), plus top-k")
-    print(f"nasfilter analyze_run (SQL): {min(t_ours):.3f} s  (best of {args.repeat}; "
-          f"all: {', '.join(f'{t:.3f}' for t in t_ours)})")
-    print(f"scipy kendalltau+spearmanr : {min(t_base):.3f} s  (best of {args.repeat}; "
-          f"same pairs, same data, no top-k)")
+    print(
+        f"nasfilter analyze_run (SQL): {min(t_ours):.3f} s  (best of {args.repeat}; "
+        f"all: {', '.join(f'{t:.3f}' for t in t_ours)})"
+    )
+    print(
+        f"scipy kendalltau+spearmanr : {min(t_base):.3f} s  (best of {args.repeat}; "
+        f"same pairs, same data, no top-k)"
+    )
     print(f"max |tau_sql - tau_scipy| = {dtau:.2e}, max |rho_sql - rho_scipy| = {drho:.2e}")
     return 0 if dtau < 1e-9 and drho < 1e-9 else 1
 

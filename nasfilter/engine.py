@@ -408,11 +408,19 @@ class _ModelRunner:
         )
         try:
             probe.run()
-        except torch.OutOfMemoryError:
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            # CUDA raises OutOfMemoryError; the CPU and MPS allocators a RuntimeError.
+            text = str(e).lower()
+            if not isinstance(e, torch.OutOfMemoryError) and not (
+                "out of memory" in text or "can't allocate memory" in text
+            ):
+                raise
+            k = self.settings["batch_size"]
             raise DeviceError(
-                f"Out of {self.device.type} memory scoring {arch} with batch size "
-                f"{self.settings['batch_size']}.",
-                "Resume with a smaller --batch-size, or --device cpu.",
+                f"Out of {self.device.type} memory scoring {arch} with batch size {k}; "
+                "the architectures scored so far are stored.",
+                f"Start a new run with a smaller --batch-size (e.g. -K {max(2, k // 2)})"
+                + (", or --device cpu." if self.device.type != "cpu" else "."),
             ) from None
         shared = build_s + (time.perf_counter() - t)
         out = {}

@@ -143,3 +143,19 @@ def test_every_ops_combination_of_one_node_parses() -> None:
     for a, b in itertools.product(ops, ops):
         arch = f"|{a}~0|+|{b}~0|none~1|+|none~0|none~1|none~2|"
         assert sp.format(sp.parse(arch)) == arch
+
+
+def test_params_equal_the_benchmark_on_every_shipped_nas_bench_201_row() -> None:
+    """2,173 (cell, dataset) rows of NAS-Bench-Suite-Zero: params (millions) as the
+    benchmark counted them, for 10, 100 and 120 classes; ours must match exactly."""
+    import csv
+    from importlib import resources
+
+    sp = get_space("nats-tss")
+    shapes = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}
+    text = resources.files("nasfilter.sample_data").joinpath("nb201_sample.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert len(rows) == 2173
+    for r in rows:
+        ds = DATASETS[shapes[r["dataset"].lower()]]
+        assert sp.costs(r["arch_str"], ds).params == round(float(r["params"]) * 1e6), r

@@ -7,6 +7,7 @@ Python only chooses the arguments, runs two queries (``analysis_summary`` and
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -109,17 +110,30 @@ class AnalysisResult:
         return names, out
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "space": self.space,
-            "dataset": self.dataset,
-            "split": self.split,
-            "archs_with_truth": self.archs_with_truth,
-            "best_accuracy": self.best_accuracy,
-            "metrics": [asdict(m) for m in self.metrics],
-            "pairs": [asdict(p) for p in self.pairs],
-            "sql": self.sql,
-        }
+        """A JSON-safe dict (undefined correlations are None, never NaN)."""
+        return _json_clean(
+            {
+                "run_id": self.run_id,
+                "space": self.space,
+                "dataset": self.dataset,
+                "split": self.split,
+                "archs_with_truth": self.archs_with_truth,
+                "best_accuracy": self.best_accuracy,
+                "metrics": [asdict(m) for m in self.metrics],
+                "pairs": [asdict(p) for p in self.pairs],
+                "sql": self.sql,
+            }
+        )
+
+
+def _json_clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_clean(x) for x in v]
+    return v
 
 
 def _lit(s: str) -> str:
@@ -156,8 +170,9 @@ def default_dataset(store: Store, run_id: int, split: str = "valid") -> str:
     )
 
 
-def _no_truth(store: Store, run_id: int, split: str, cov: list, dataset: str | None = None
-              ) -> DataError:
+def _no_truth(
+    store: Store, run_id: int, split: str, cov: list, dataset: str | None = None
+) -> DataError:
     space = store.get_run(run_id)["space"]
     what = f"{dataset}, {split} split" if dataset else f"the {split} split"
     other = ", ".join(f"{d}/{s} ({n:,})" for d, s, n, _ in cov)
@@ -194,13 +209,26 @@ def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -
     pairs = []
     for r in rows:
         d = dict(zip(cols, r, strict=True))
-        pairs.append(PairCorrelation(
-            a=d["a"], a_kind=d["a_kind"], b=d["b"], b_kind=d["b_kind"], n=int(d["n"]),
-            kendall_tau=d["kendall_tau_b"], spearman_rho=d["spearman_rho"],
-        ))
+        pairs.append(
+            PairCorrelation(
+                a=d["a"],
+                a_kind=d["a_kind"],
+                b=d["b"],
+                b_kind=d["b_kind"],
+                n=int(d["n"]),
+                kendall_tau=d["kendall_tau_b"],
+                spearman_rho=d["spearman_rho"],
+            )
+        )
     return AnalysisResult(
-        run_id=int(run_id), space=run["space"], dataset=dataset, split=split,
-        archs_with_truth=int(n_truth), best_accuracy=best, metrics=metrics, pairs=pairs,
+        run_id=int(run_id),
+        space=run["space"],
+        dataset=dataset,
+        split=split,
+        archs_with_truth=int(n_truth),
+        best_accuracy=best,
+        metrics=metrics,
+        pairs=pairs,
         sql=[sql_summary, sql_between],
     )
 

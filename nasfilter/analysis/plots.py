@@ -78,27 +78,40 @@ def write_plots(store: Store, res: AnalysisResult, out_dir: str | Path) -> list[
             xs = [r[0] for r in rows]
             ys = [r[1] for r in rows]
             cs = [r[2] if r[2] is not None else float("nan") for r in rows]
-            sc = ax.scatter(xs, ys, c=cs, cmap="viridis", norm=norm, s=9, alpha=0.8,
-                            linewidths=0, rasterized=len(rows) > 5000)
+            sc = ax.scatter(
+                xs,
+                ys,
+                c=cs,
+                cmap="viridis",
+                norm=norm,
+                s=9,
+                alpha=0.8,
+                linewidths=0,
+                rasterized=len(rows) > 5000,
+            )
             if norm is not None:
                 cb = fig.colorbar(sc, ax=ax)
                 cb.set_label("size: params (count)")
             if log_axis(xs):
                 ax.set_xscale("log")
         else:
-            ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
         unit = ""
-        ax.set_xlabel(f"{m.metric}{unit} ({'higher' if m.higher_is_better else 'lower'} is "
-                      "better)")
+        ax.set_xlabel(f"{m.metric}{unit} ({'higher' if m.higher_is_better else 'lower'} is better)")
         ax.set_ylabel(f"{res.dataset} {res.split} accuracy (%)")
         ax.set_title(
             f"{m.metric} vs accuracy: τ = {_fmt(m.kendall_tau_acc)}, "
-            f"ρ = {_fmt(m.spearman_acc)} (n = {m.n:,})", fontsize=10,
+            f"ρ = {_fmt(m.spearman_acc)} (n = {m.n:,})",
+            fontsize=10,
         )
         if m.excluded:
-            ax.annotate(f"{m.excluded:,} non-finite values left out", xy=(0.01, 0.01),
-                        xycoords="axes fraction", fontsize=8, color="0.4")
+            ax.annotate(
+                f"{m.excluded:,} non-finite values left out",
+                xy=(0.01, 0.01),
+                xycoords="axes fraction",
+                fontsize=8,
+                color="0.4",
+            )
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
         p = out / f"{tag}_{_safe(m.metric)}.png"
@@ -118,12 +131,20 @@ def write_plots(store: Store, res: AnalysisResult, out_dir: str | Path) -> list[
         for j in range(k):
             v = tau[i][j]
             txt = "–" if v is None or math.isnan(v) else f"{v:.2f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=8,
-                    color="white" if v is not None and abs(v) > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if v is not None and abs(v) > 0.6 else "black",
+            )
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("Kendall τ-b")
-    ax.set_title(f"Kendall τ-b, run {res.run_id}, {res.dataset} {res.split} "
-                 f"(size = params)", fontsize=10)
+    ax.set_title(
+        f"Kendall τ-b, run {res.run_id}, {res.dataset} {res.split} (size = params)", fontsize=10
+    )
     fig.tight_layout()
     p = out / f"{tag}_tau_heatmap.png"
     fig.savefig(p)

@@ -21,15 +21,23 @@ def analyze(
     run: RunOption = "latest",
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", "-d", help="NATS-Bench dataset of the truth (any case). "
-                     "[default: the only one with truth for the run, else the one matching "
-                     "the run's input shape]", show_default=False),
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="NATS-Bench dataset of the truth (any case). "
+            "\\[default: the only one with truth for the run, else the one matching "
+            "the run's input shape]",
+            show_default=False,
+        ),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Write PNG figures into this folder (created if absent).",
-                     show_default=False),
+        typer.Option(
+            "--plot",
+            help="Write PNG figures into this folder (created if absent).",
+            show_default=False,
+        ),
     ] = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
@@ -53,8 +61,9 @@ def analyze(
         if dataset is None:
             dataset = default_dataset(store, run_id, split)
             if fmt == Format.table:
-                err_console.print(f"Dataset: {dataset} (pass --dataset to choose another)",
-                                  highlight=False)
+                err_console.print(
+                    f"Dataset: {dataset} (pass --dataset to choose another)", highlight=False
+                )
         res = analyze_run(store, run_id, dataset, split)
         written = []
         if plot is not None:
@@ -82,23 +91,58 @@ def _tables(res) -> None:  # type: ignore[no-untyped-def]
     )
     console.print(head, highlight=False)
     render(
-        ["metric", "better", "n", "excluded", "distinct", "tau acc", "rho acc", "tau size",
-         "rho size"],
         [
-            (m.metric, "higher" if m.higher_is_better else "lower", m.n, m.excluded,
-             m.distinct_values, _f(m.kendall_tau_acc), _f(m.spearman_acc),
-             _f(m.kendall_tau_size), _f(m.spearman_size))
+            "metric",
+            "better",
+            "n",
+            "excluded",
+            "distinct",
+            "tau acc",
+            "rho acc",
+            "tau size",
+            "rho size",
+        ],
+        [
+            (
+                m.metric,
+                "higher" if m.higher_is_better else "lower",
+                m.n,
+                m.excluded,
+                m.distinct_values,
+                _f(m.kendall_tau_acc),
+                _f(m.spearman_acc),
+                _f(m.kendall_tau_size),
+                _f(m.spearman_size),
+            )
             for m in res.metrics
         ],
-        Format.table, title="Rank correlation (Kendall tau-b, Spearman rho)",
+        Format.table,
+        title="Rank correlation (Kendall tau-b, Spearman rho)",
     )
     render(
-        ["metric", "top1 acc", "top10 mean", "top10 best", "top100 mean", "top100 best",
-         "gap@1", "gap@10", "gap@100"],
         [
-            (m.metric, _f(m.top1_best_acc, 2), _f(m.top10_mean_acc, 2), _f(m.top10_best_acc, 2),
-             _f(m.top100_mean_acc, 2), _f(m.top100_best_acc, 2), _f(m.top1_gap, 2),
-             _f(m.top10_gap, 2), _f(m.top100_gap, 2))
+            "metric",
+            "top1 acc",
+            "top10 mean",
+            "top10 best",
+            "top100 mean",
+            "top100 best",
+            "gap@1",
+            "gap@10",
+            "gap@100",
+        ],
+        [
+            (
+                m.metric,
+                _f(m.top1_best_acc, 2),
+                _f(m.top10_mean_acc, 2),
+                _f(m.top10_best_acc, 2),
+                _f(m.top100_mean_acc, 2),
+                _f(m.top100_best_acc, 2),
+                _f(m.top1_gap, 2),
+                _f(m.top10_gap, 2),
+                _f(m.top100_gap, 2),
+            )
             for m in res.metrics
         ],
         Format.table,
@@ -109,7 +153,8 @@ def _tables(res) -> None:  # type: ignore[no-untyped-def]
         render(
             ["a", "b", "n", "tau", "rho"],
             [(p.a, p.b, p.n, _f(p.kendall_tau), _f(p.spearman_rho)) for p in res.pairs],
-            Format.table, title="Between metrics, and accuracy vs size",
+            Format.table,
+            title="Between metrics, and accuracy vs size",
         )
     excluded = [m for m in res.metrics if m.excluded]
     for m in excluded:

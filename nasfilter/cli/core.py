@@ -274,6 +274,13 @@ def top(
         float | None, typer.Option("--max-kb", help="Keep only networks of at most this size_kb.")
     ] = None,
     metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "relu_count",
+    penalty: Annotated[
+        str | None,
+        typer.Option("--penalty", help="Rank by metric x a size penalty of the stored size_kb: "
+                     "gdf, hsdf or rdf (size in MB = size_kb / 1000)."),
+    ] = None,
+    mu: Annotated[float, typer.Option("--mu", help="Penalty target size in MB.")] = 0.2,
+    sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
     run: RunOption = "latest",
     db: DbOption = None,
     fmt: FormatOption = Format.table,
@@ -281,17 +288,23 @@ def top(
 ) -> None:
     """The candidates to train, best first: arch, the metric, params, size_kb.
 
-    Ties are broken by fewer parameters, then by identity.
+    With --penalty, ranked by metric x penalty(size), with the factor and the penalized
+    value as columns. Ties are broken by fewer parameters, then by identity.
     """
     from nasfilter.analysis.top import top_candidates
     from nasfilter.store import Store
 
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        res = top_candidates(store, run_id, metric, k, max_kb)
+        res = top_candidates(store, run_id, metric, k, max_kb, penalty=penalty, mu=mu,
+                             sigma=sigma)
     if show_sql:
         err_console.print(res.sql, markup=False, highlight=False)
-    title = f"Top {k} of run {run_id} by {metric}" + (
+    by = metric
+    if res.penalty is not None:
+        p = res.penalty
+        by = (f"{metric} x {p['penalty']}(size; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)")
+    title = f"Top {k} of run {run_id} by {by}" + (
         f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
     )
     render(res.columns, res.rows, fmt, title=title)

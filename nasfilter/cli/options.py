@@ -14,7 +14,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="NASFILTER_DB",
-        help="DuckDB file to use. [default: ./nasfilter.duckdb]",
+        help="DuckDB file to use. \\[default: ./nasfilter.duckdb]",
         show_default=False,
     ),
 ]

@@ -44,8 +44,8 @@ def search(
     repeats: Annotated[int, typer.Option("--repeats", "-R", help="Independent repeats.")] = 10,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", "-m", help="Choose by this metric. [default: naswot for "
-                     "two-stage, relu_count otherwise]", show_default=False),
+        typer.Option("--metric", "-m", help="Choose by this metric. (default: naswot for "
+                     "two-stage, relu_count otherwise)", show_default=False),
     ] = None,
     filter_metric: Annotated[
         str, typer.Option("--filter-metric", help="two-stage: first-stage (filter) metric.")
@@ -66,7 +66,7 @@ def search(
     ] = None,
     split: Annotated[
         str | None,
-        typer.Option("--split", help="valid or test. [default: test if loaded, else valid]",
+        typer.Option("--split", help="valid or test (default: test if loaded, else valid).",
                      show_default=False),
     ] = None,
     population: Annotated[
@@ -170,7 +170,7 @@ def search_rows(res: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
 def _print_search(res: Any, fmt: Format) -> None:
     cols, rows = search_rows(res)
     sm = res.summary
-    keys = {c: c for c in cols if c in sm}
+    keys = {c: c for c in cols if isinstance(sm.get(c), dict) and "mean" in sm[c]}
     if fmt == Format.json:
         render(cols, rows, fmt, json_obj=res.to_json())
         return
@@ -219,13 +219,13 @@ def reproduce(
     = "10,100,1000",
     exp1_n: Annotated[
         int | None,
-        typer.Option("--exp1-n", help="Architectures scored for Exp. 1. [default: the whole "
-                     "population when it has truth for at most 1000, else 1000]",
+        typer.Option("--exp1-n", help="Architectures scored for Exp. 1. (default: the whole "
+                     "population when it has truth for at most 1000, else 1000).",
                      show_default=False),
     ] = None,
     split: Annotated[
-        str | None, typer.Option("--split", help="valid or test. [default: test if loaded, "
-                                 "else valid]", show_default=False)
+        str | None, typer.Option("--split", help="valid or test (default: test if loaded, "
+                                 "else valid).", show_default=False)
     ] = None,
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
@@ -236,7 +236,8 @@ def reproduce(
 
     Example: [bold]nasfilter reproduce --space nats-tss --dataset cifar10 --out report[/bold]
     """
-    from nasfilter.reproduce import ReproduceRequest, parse_ns, reproduce as run
+    from nasfilter.reproduce import ReproduceRequest, parse_ns
+    from nasfilter.reproduce import reproduce as run
     from nasfilter.store import Store
 
     req = ReproduceRequest(

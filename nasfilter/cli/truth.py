@@ -21,9 +21,10 @@ app.add_typer(truth_app, name="truth")
 DatasetsOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--dataset", "-d",
+        "--dataset",
+        "-d",
         help="NATS-Bench dataset: cifar10-valid, cifar10, cifar100, ImageNet16-120 (any case). "
-        "Repeat or comma-separate. [default: all four]",
+        "Repeat or comma-separate. \\[default: all four]",
         show_default=False,
     ),
 ]
@@ -51,20 +52,27 @@ def load(
             "--benchmark-dir",
             help="The fast-mode folder (NATS-tss-v1_0-3ffb9-simple or "
             "NATS-sss-v1_0-50262-simple) or the folder holding it. "
-            "[default: $TORCH_HOME, else ~/.torch]",
+            "\\[default: $TORCH_HOME, else ~/.torch]",
             show_default=False,
         ),
     ] = None,
     dataset: DatasetsOption = None,
     hp: Annotated[
         str | None,
-        typer.Option("--hp", help="Training schedule in epochs: TSS 12 or 200, SSS 01, 12 or "
-                     "90. [default: 200 for TSS, 90 for SSS]", show_default=False),
+        typer.Option(
+            "--hp",
+            help="Training schedule in epochs: TSS 12 or 200, SSS 01, 12 or "
+            "90. \\[default: 200 for TSS, 90 for SSS]",
+            show_default=False,
+        ),
     ] = None,
     trial: Annotated[
         str,
-        typer.Option("--trial", help="'mean' (average over the seeds: is_random=False), a seed "
-                     "such as 777, or 'random' (one random seed per query; not reproducible)."),
+        typer.Option(
+            "--trial",
+            help="'mean' (average over the seeds: is_random=False), a seed "
+            "such as 777, or 'random' (one random seed per query; not reproducible).",
+        ),
     ] = "mean",
     db: DbOption = None,
 ) -> None:
@@ -74,7 +82,11 @@ def load(
     Example: [bold]nasfilter truth load nats-tss --benchmark-dir ~/.torch[/bold]
     """
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
@@ -84,14 +96,27 @@ def load(
     datasets = _split_list(dataset)
     nats_space(space)
     resolve_benchmark_dir(space, benchmark_dir)  # fail before opening the database
-    with Store.open(db) as store, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=err_console, transient=False,
-    ) as progress:
+    with (
+        Store.open(db) as store,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as progress,
+    ):
         task = progress.add_task(f"NATS-Bench {space}", total=None)
         summary = load_nats_bench(
-            store, space, benchmark_dir, datasets, hp, trial,
+            store,
+            space,
+            benchmark_dir,
+            datasets,
+            hp,
+            trial,
             on_total=lambda n: progress.update(task, total=n),
             on_progress=lambda k: progress.advance(task, k),
         )
@@ -109,8 +134,10 @@ def import_(
     acc_col: Annotated[str, typer.Option("--acc-col", help="Column with the accuracy (%).")],
     split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
     source: Annotated[
-        str | None, typer.Option("--source", help="Name of the source. [default: file name]",
-                                 show_default=False)
+        str | None,
+        typer.Option(
+            "--source", help="Name of the source. \\[default: file name]", show_default=False
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:

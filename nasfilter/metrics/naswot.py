@@ -22,16 +22,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def score_kernel(kernel: Any) -> Score:
-    """log|K_H| of a float64 kernel (torch tensor), with its status."""
+    """log|K_H| of an integer-valued kernel (torch tensor, K x K), with its status.
+
+    ``singular`` (value -inf) when two samples share a code, detected exactly: an
+    off-diagonal entry equals N_A (the diagonal). Otherwise the float64 LU
+    log-determinant (``torch.linalg.slogdet``, as ``numpy.linalg.slogdet``).
+    """
     import torch
 
+    kernel = kernel.detach().to(device="cpu", dtype=torch.float64)
     k = kernel.shape[0]
     n_a = kernel[0, 0]
-    off = kernel - torch.diag(torch.diagonal(kernel))
-    off += torch.eye(k, dtype=kernel.dtype, device=kernel.device) * -1.0
+    off = kernel.masked_fill(torch.eye(k, dtype=torch.bool), -1.0)
     if bool((off == n_a).any()):
         return Score(-math.inf, "singular")
-    sign, logdet = torch.linalg.slogdet(kernel.cpu())
+    sign, logdet = torch.linalg.slogdet(kernel)
     if float(sign) == 0.0:
         return Score(-math.inf, "singular")
     if float(sign) < 0.0:  # impossible for an exact PSD kernel; keep it visible

@@ -2,18 +2,36 @@
 
 ``ModelProbe`` runs a network once on a batch and records, for every ReLU call (the
 ``nn.ReLU`` modules and the functional forms ``F.relu``, ``torch.relu``,
-``Tensor.relu`` and their in-place variants, intercepted with a ``TorchFunctionMode``):
+``Tensor.relu`` and their in-place variants, intercepted with a ``TorchFunctionMode``
+that sees each call's input before an in-place ReLU overwrites it):
 
 - the number of elements entering it per sample (summed: N_A, ``relu_count``);
 - optionally, the NASWOT kernel K_H = C Cᵀ + (1−C)(1−C)ᵀ of the binary codes
-  C = [input > 0], accumulated in float64 one call at a time without keeping the codes.
+  C = [input > 0], without keeping the codes.
 
-Other activations (ReLU6, LeakyReLU, GELU, ...) are not counted. FLOPs are measured
-with forward hooks on ``nn.Conv2d`` and ``nn.Linear`` (NATS-Bench's convention).
+A call counts when its input's leading dimension is the batch size (a per-sample
+activation); ReLUs applied to anything else (a weight, a scalar) are skipped and
+reported by ``skipped_calls``. Other activations (ReLU6, LeakyReLU, GELU, ...) are not
+counted. FLOPs are measured with forward hooks on ``nn.Conv2d`` and ``nn.Linear``
+(NATS-Bench's convention).
+
+How the kernel is accumulated (exactly, in integers). With r_i = Σ_m c_im,
+
+    K_H = 2 G − r 1ᵀ − 1 rᵀ + N_A J,   G = Σ_calls C Cᵀ,   r = diag(G)
+
+(c² = c for 0/1 codes), so each call costs one K x K Gram product of its codes and
+nothing else. On CPU the codes are the boolean tensor ``x > 0`` reinterpreted as int8
+and multiplied with ``torch._int_mm`` (int32 results, exact; several times faster than
+float32 ``mm``); elsewhere, or if that kernel is missing, a float32 product (exact:
+0/1 products summed below 2**24, larger calls are split). G is summed in int64/float64
+and K_H built once, in float64, after the pass. A tensor that enters several ReLUs
+unchanged (a cell node feeding several ``ReLU-Conv-BN`` edges) has the same codes each
+time, so its Gram product is computed once and added once per call.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -28,6 +46,31 @@ _RELU_FUNCS = {
     torch.Tensor.relu,
     torch.Tensor.relu_,
 }
+
+#: float32 sums of 0/1 products are exact below this many terms.
+_F32_EXACT = 1 << 24
+#: How many recent ReLU inputs are remembered to reuse their Gram product.
+_SEEN_MAX = 8
+
+_INT_MM_OK: dict[str, bool] = {}
+
+
+def _int_mm_works(device: torch.device) -> bool:
+    """Whether ``torch._int_mm`` multiplies int8 0/1 codes exactly on this device type
+    (checked once against an int64 product). Used on CPU only."""
+    kind = device.type
+    if kind not in _INT_MM_OK:
+        ok = False
+        if kind == "cpu" and hasattr(torch, "_int_mm"):
+            try:
+                g = torch.Generator().manual_seed(0)
+                a = torch.randint(0, 2, (5, 37), generator=g, dtype=torch.int8)
+                got = torch._int_mm(a, a.T)
+                ok = got.dtype == torch.int32 and torch.equal(got.long(), a.long() @ a.long().T)
+            except Exception:  # noqa: BLE001 - any failure means: use the float path
+                ok = False
+        _INT_MM_OK[kind] = ok
+    return _INT_MM_OK[kind]
 
 
 class _ReluMode(TorchFunctionMode):
@@ -47,7 +90,7 @@ class ModelProbe:
 
     ``want_kernel``: also accumulate the NASWOT kernel. ``bn_mode``: ``"batch"`` runs
     the network in training mode (batch statistics, as the NASWOT reference does),
-    ``"eval"`` in evaluation mode.
+    ``"eval"`` in evaluation mode. The model's own mode is restored afterwards.
     """
 
     def __init__(
@@ -59,34 +102,63 @@ class ModelProbe:
     ) -> None:
         if bn_mode not in ("batch", "eval"):
             raise ValueError(f"bn_mode must be 'batch' or 'eval', not {bn_mode!r}")
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
+            raise ValueError("inputs must be a tensor whose first dimension is the batch")
         self.model = model
         self.inputs = inputs
+        self.batch = int(inputs.shape[0])
         self.want_kernel = want_kernel
         self.bn_mode = bn_mode
         self._ran = False
         self._relu_elements = 0  # summed over calls, per sample
         self._relu_calls = 0
+        self._skipped_calls = 0
         self._flops = 0
-        self._kernel: torch.Tensor | None = None
+        self._gram: torch.Tensor | None = None  # Σ C Cᵀ (int64 or float64)
+        self._seen: OrderedDict[int, tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
+        self._reused = 0
+        self._int_mm = False
         self.output: Any = None
 
-    # -- measurement --
+    # -- measurement ------------------------------------------------------------------------
     def _observe(self, x: torch.Tensor) -> None:
-        batch = x.shape[0]
-        per_sample = x.numel() // batch
+        if x.dim() == 0 or x.shape[0] != self.batch:
+            self._skipped_calls += 1
+            return
+        per_sample = x.numel() // self.batch
         self._relu_elements += per_sample
         self._relu_calls += 1
-        if self.want_kernel:
-            codes = (x.detach().reshape(batch, -1) > 0).to(torch.float32)
-            # C Cᵀ + (1-C)(1-C)ᵀ = 2 C Cᵀ - r 1ᵀ - 1 rᵀ + n J, with r the row sums:
-            # one matrix product per call; float32 sums of 0/1 are exact below 2**24.
-            gram = (codes @ codes.T).to(torch.float64)
-            r = codes.sum(dim=1, dtype=torch.float64)
-            k = 2.0 * gram - r[:, None] - r[None, :] + float(per_sample)
-            if self._kernel is None:
-                self._kernel = k
-            else:
-                self._kernel += k
+        if not self.want_kernel or per_sample == 0:
+            return
+        key = id(x)
+        hit = self._seen.get(key)
+        if hit is not None and hit[0] is x and hit[1] == x._version:
+            self._seen.move_to_end(key)
+            self._reused += 1
+            gram = hit[2]
+        else:
+            gram = self._gram_of(x.detach().reshape(self.batch, per_sample) > 0)
+            # The reference to x keeps its id from being reused while remembered.
+            self._seen[key] = (x, x._version, gram)
+            if len(self._seen) > _SEEN_MAX:
+                self._seen.popitem(last=False)
+        if self._gram is None:
+            self._gram = gram.clone()
+        else:
+            self._gram += gram
+
+    def _gram_of(self, codes: torch.Tensor) -> torch.Tensor:
+        """C Cᵀ of boolean codes (K x M), exactly: int64 or float64, K x K."""
+        if self._int_mm:
+            c8 = codes.view(torch.int8)
+            return torch._int_mm(c8, c8.T).to(torch.int64)
+        total: torch.Tensor | None = None
+        for start in range(0, codes.shape[1], _F32_EXACT - 1):
+            c = codes[:, start : start + _F32_EXACT - 1].to(torch.float32)
+            g = torch.mm(c, c.T).to(torch.float64)
+            total = g if total is None else total + g
+        assert total is not None
+        return total
 
     def run(self) -> ModelProbe:
         if self._ran:
@@ -109,6 +181,7 @@ class ModelProbe:
                 handles.append(m.register_forward_hook(conv_hook))
             elif isinstance(m, nn.Linear):
                 handles.append(m.register_forward_hook(linear_hook))
+        self._int_mm = self.want_kernel and _int_mm_works(self.inputs.device)
         was_training = self.model.training
         self.model.train(self.bn_mode == "batch")
         try:
@@ -118,10 +191,11 @@ class ModelProbe:
             for h in handles:
                 h.remove()
             self.model.train(was_training)
+            self._seen.clear()
         self._ran = True
         return self
 
-    # -- results --
+    # -- results ------------------------------------------------------------------------------
     def relu_count(self) -> int:
         """N_A: elements entering a ReLU per sample, over every ReLU call."""
         return self.run()._relu_elements
@@ -129,19 +203,38 @@ class ModelProbe:
     def relu_calls(self) -> int:
         return self.run()._relu_calls
 
+    def skipped_calls(self) -> int:
+        """ReLU calls on tensors whose leading dimension is not the batch (not counted)."""
+        return self.run()._skipped_calls
+
+    def reused_calls(self) -> int:
+        """ReLU calls whose Gram product was reused (same tensor, unchanged, seen before)."""
+        return self.run()._reused
+
     def flops(self) -> int:
         return self.run()._flops
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
-    def kernel(self) -> torch.Tensor:
-        """The NASWOT kernel K_H (float64, K x K); requires ``want_kernel=True``."""
+    def gram(self) -> torch.Tensor:
+        """G = C Cᵀ over the concatenated codes (float64, K x K); requires ``want_kernel``."""
         if not self.want_kernel:
             raise RuntimeError("this probe was created without want_kernel=True")
         self.run()
-        assert self._kernel is not None, "the network called no ReLU"
-        return self._kernel
+        if self._gram is None:  # no ReLU: empty codes
+            return torch.zeros(self.batch, self.batch, dtype=torch.float64)
+        return self._gram.to(device="cpu", dtype=torch.float64)
+
+    def kernel(self) -> torch.Tensor:
+        """The NASWOT kernel K_H (float64, K x K, on CPU); requires ``want_kernel=True``.
+
+        Every entry is an integer in [0, N_A]; the diagonal is N_A. A network without
+        ReLUs gives the zero matrix.
+        """
+        g = self.gram()
+        r = torch.diagonal(g)
+        return 2.0 * g - r[:, None] - r[None, :] + float(self._relu_elements)
 
 
 def relu_count(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:

@@ -59,8 +59,7 @@ SELECT x_name, y_name, n, x_distinct, y_distinct,
     2 * d - n * (n - 1) // 2 - n1 + n2 + n3 AS concordant_minus_discordant,
     CASE WHEN n * (n - 1) // 2 - n1 > 0 AND n * (n - 1) // 2 - n2 > 0 THEN
         CAST(2 * d - n * (n - 1) // 2 - n1 + n2 + n3 AS DOUBLE)
-            / sqrt(CAST(n * (n - 1) // 2 - n1 AS DOUBLE))
-            / sqrt(CAST(n * (n - 1) // 2 - n2 AS DOUBLE))
+            / sqrt(CAST(n * (n - 1) // 2 - n1 AS DOUBLE) * CAST(n * (n - 1) // 2 - n2 AS DOUBLE))
     END AS kendall_tau_b,
     CASE WHEN x_distinct > 1 AND y_distinct > 1 THEN rho END AS spearman_rho
 FROM agg;

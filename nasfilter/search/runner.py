@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasfilter.errors import DataError, NasfilterError, UsageError
-from nasfilter.interrupts import critical
+from nasfilter.engine import RunInterrupted
+from nasfilter.errors import DataError, UsageError
+from nasfilter.interrupts import critical, interruptible
 from nasfilter.search import evolution, random_search, two_stage
 from nasfilter.search.common import (
     Algorithm,
@@ -170,21 +171,24 @@ def run_search(
               if settings["reuse"] else None)
     algo = ALGORITHM_FUNCS[settings["algo"]]
     status = "failed"
+    done = 0
     try:
-        for r in range(settings["repeats"]):
-            ctx = RepeatContext(store, settings, population, r, settings["seed"] + r,
-                                planned, run_id, stored)
-            choice = algo(ctx)
-            result = _write_repeat(store, run_id, ctx, choice, accuracy)
-            if on_repeat:
-                on_repeat(result)
+        with interruptible():
+            for r in range(settings["repeats"]):
+                ctx = RepeatContext(store, settings, population, r, settings["seed"] + r,
+                                    planned, run_id, stored)
+                choice = algo(ctx)
+                result = _write_repeat(store, run_id, ctx, choice, accuracy)
+                done += 1
+                if on_repeat:
+                    on_repeat(result)
         status = "completed"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):
         status = "interrupted"
-        raise
-    except NasfilterError as e:
-        status = "interrupted" if e.exit_code == 130 else "failed"
-        raise
+        raise RunInterrupted(
+            f"Interrupted: search run {run_id} keeps {done} of {settings['repeats']} repeats.",
+            "Scores already stored are reused by the next search with the same settings.",
+        ) from None
     finally:
         with critical():
             store.set_run_status(run_id, status)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nasfilter import __version__
-from nasfilter.errors import UsageError
+from nasfilter.errors import DataError, UsageError
 from nasfilter.store import Store
 
 #: NATS-Bench's dataset names, as its API spells them.
@@ -29,7 +29,13 @@ SPLITS: tuple[str, ...] = ("valid", "test")
 LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample")
 
 TRUTH_COLUMNS = (
-    "arch", "dataset", "split", "accuracy", "benchmark_index", "bench_params", "bench_flops",
+    "arch",
+    "dataset",
+    "split",
+    "accuracy",
+    "benchmark_index",
+    "bench_params",
+    "bench_flops",
 )
 
 
@@ -130,6 +136,12 @@ def write_truth(
     if kind not in LOAD_KINDS:  # pragma: no cover - programming error
         raise ValueError(f"unknown load kind {kind!r}")
     started = time.perf_counter() if started is None else started
+    keys = set(zip(batch.arch, batch.dataset, batch.split, strict=True))
+    if len(keys) != len(batch):
+        raise DataError(
+            f"The {kind} load holds the same (arch, dataset, split) more than once "
+            f"({len(batch) - len(keys):,} repeats); nothing was written."
+        )
     datasets = sorted(set(batch.dataset), key=lambda d: DATASETS.index(d) if d in DATASETS else 99)
     counts: dict[str, int] = {}
     for d, s in zip(batch.dataset, batch.split, strict=True):
@@ -146,22 +158,32 @@ def write_truth(
         }
     )
     con = store.con
-    with store.transaction():
-        row = con.execute(
-            "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows, loaded_at,"
-            " nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING load_id",
-            [kind, space, datasets, source, json.dumps(settings, sort_keys=True), len(batch),
-             _now(), __version__],
-        ).fetchone()
-        assert row is not None
-        load_id = int(row[0])
-        con.register("_nf_truth", table)
-        try:
+    # unregistered after COMMIT/ROLLBACK: unregistering inside an aborted transaction
+    # would raise and hide the error that aborted it
+    try:
+        with store.transaction():
+            con.register("_nf_truth", table)
+            row = con.execute(
+                "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows,"
+                " loaded_at, nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING load_id",
+                [
+                    kind,
+                    space,
+                    datasets,
+                    source,
+                    json.dumps(settings, sort_keys=True),
+                    len(batch),
+                    _now(),
+                    __version__,
+                ],
+            ).fetchall()  # all: a RETURNING result left unfinished blocks the connection
+            load_id = int(row[0][0])
             rep = con.execute(
                 "SELECT count(*) FROM truth t JOIN _nf_truth n ON t.space = ? AND t.arch = n.arch"
                 " AND t.dataset = n.dataset AND t.split = n.split",
                 [space],
-            ).fetchone()
+            ).fetchall()[0]
             con.execute(
                 "INSERT OR REPLACE INTO truth (space, arch, dataset, split, accuracy, source,"
                 " benchmark_index, bench_params, bench_flops, load_id)"
@@ -169,12 +191,19 @@ def write_truth(
                 " bench_flops, ? FROM _nf_truth",
                 [space, source, load_id],
             )
-        finally:
-            con.unregister("_nf_truth")
+    finally:
+        con.unregister("_nf_truth")
     return LoadSummary(
-        load_id=load_id, kind=kind, space=space, source=source, datasets=datasets,
-        rows=len(batch), replaced=int(rep[0]) if rep else 0, counts=counts,
-        seconds=time.perf_counter() - started, settings=settings,
+        load_id=load_id,
+        kind=kind,
+        space=space,
+        source=source,
+        datasets=datasets,
+        rows=len(batch),
+        replaced=int(rep[0]) if rep else 0,
+        counts=counts,
+        seconds=time.perf_counter() - started,
+        settings=settings,
     )
 
 

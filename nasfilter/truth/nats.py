@@ -18,7 +18,9 @@ cifar10-valid   x-valid (``valid-accuracy``):  ori-test (``test-accuracy``): the
                 the other half
 cifar10         (none: trained on train+valid) ori-test: CIFAR-10 test set
 cifar100        x-valid: half of the test set  x-test: the other half
-ImageNet16-120  x-valid: half of the valid set x-test: the other half
+ImageNet16-120  x-valid: half of the held-out  x-test: the other half
+                set (ImageNet's validation
+                images)
 ============== ============================== ====================================
 
 (``valtest-accuracy``, the two halves together, is not stored.)
@@ -118,9 +120,14 @@ def resolve_benchmark_dir(space: str, benchmark_dir: str | Path | None = None) -
     for cand in (base, base / ns.dir_name):
         if cand.is_dir() and (cand / META_FILE).is_file():
             return cand.resolve()
-    where = f"--benchmark-dir {base}" if benchmark_dir is not None else (
-        f"$TORCH_HOME ({base})" if os.environ.get("TORCH_HOME") else
-        f"~/.torch ({base}; TORCH_HOME is not set)"
+    where = (
+        f"--benchmark-dir {base}"
+        if benchmark_dir is not None
+        else (
+            f"$TORCH_HOME ({base})"
+            if os.environ.get("TORCH_HOME")
+            else f"~/.torch ({base}; TORCH_HOME is not set)"
+        )
     )
     raise DataError(
         f"No NATS-Bench directory for {ns.space} in {where}: expected {ns.dir_name} "
@@ -156,8 +163,18 @@ def arch_file(directory: Path, index: int) -> Path:
     return p if p.is_file() else directory / f"{index:d}.pickle.pbz2"
 
 
-_READ_ERRORS = (OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError, TypeError,
-                AttributeError, IndexError, AssertionError, ImportError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    AssertionError,
+    ImportError,
+)
 
 
 def open_api(space: str, directory: Path) -> Any:
@@ -306,8 +323,9 @@ def load_nats_bench(
         "fast_mode": True,
         "hp": hp,
         "is_random": is_random,
-        "trial": "mean over seeds" if is_random is False else (
-            "random seed per query" if is_random is True else f"seed {is_random}"),
+        "trial": "mean over seeds"
+        if is_random is False
+        else ("random seed per query" if is_random is True else f"seed {is_random}"),
         "datasets": ds,
         "architectures": total,
         "missing": missing,

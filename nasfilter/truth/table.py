@@ -64,8 +64,8 @@ def _open_text(path: Path) -> io.TextIOBase:
 def _csv_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
     """Rows of a CSV file with their line numbers (header = line 1).
 
-    Comma-separated (tab for *.tsv). Python's csv reader counts physical lines, so quoted fields spanning lines keep the
-    numbers right; blank lines are skipped (and counted).
+    Comma-separated (tab for *.tsv). Python's csv reader counts physical lines, so quoted
+    fields spanning lines keep the numbers right; blank lines are skipped (and counted).
     """
     # No sniffing: TSS identities are full of '|', which a sniffer takes for a delimiter.
     delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
@@ -107,7 +107,9 @@ def _parquet_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
     names = pf.schema_arrow.names
     for c in columns:
         if c not in names:
-            raise UsageError(f"{path} has no column {c!r}.", f"Its columns are: {', '.join(names)}.")
+            raise UsageError(
+                f"{path} has no column {c!r}.", f"Its columns are: {', '.join(names)}."
+            )
     n = 0
     for batch in pf.iter_batches(columns=list(dict.fromkeys(columns)), batch_size=65536):
         cols = [batch.column(c).to_pylist() for c in columns]
@@ -257,15 +259,22 @@ def load_sample(store: Store) -> LoadSummary:
         b, bad, total = _validate(iter(rows), SAMPLE_SPACE, SAMPLE_DATASETS[ds], "valid", True)
         if bad:  # pragma: no cover - the shipped file is fixed
             raise _refuse(SAMPLE_FILE, bad, total)
-        for col in ("arch", "dataset", "split", "accuracy", "benchmark_index", "bench_params",
-                    "bench_flops"):
+        for col in (
+            "arch",
+            "dataset",
+            "split",
+            "accuracy",
+            "benchmark_index",
+            "bench_params",
+            "bench_flops",
+        ):
             getattr(batch, col).extend(getattr(b, col))
     settings = {
         "file": f"nasfilter/sample_data/{SAMPLE_FILE}",
         "origin": "NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets and "
-                  "Benchmarks), NASLib repository automl/NASLib naslib/data/, Apache-2.0",
+        "Benchmarks), NASLib repository automl/NASLib naslib/data/, Apache-2.0",
         "accuracy": "val_accuracy: NASLib's recorded validation accuracy after full "
-                    "(200-epoch) training, percent",
+        "(200-epoch) training, percent",
         "dataset_map": SAMPLE_DATASETS,
         "split": "valid",
         "params_unit": "file: millions; stored x 1e6 as a count",
