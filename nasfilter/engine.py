@@ -51,6 +51,7 @@ class ScoreRequest:
     bn_mode: str = "batch"
     bytes_per_param: float = 1.0
     penalty: str | None = None
+    explicit: bool = False  # candidates come from a caller (a search), not a seeded sample
     mu: float = 0.2
     sigma: float = 0.4
     batch_rows: int = 20000
@@ -132,6 +133,8 @@ def plan(req: ScoreRequest) -> tuple[dict[str, Any], list[Metric]]:
         "builds_networks": needs_model,
         "penalty": penalty,
     }
+    if req.explicit:
+        settings["explicit_archs"] = True
     if needs_model:
         settings.update(
             data=req.data or "synthetic",
@@ -271,6 +274,12 @@ def execute(
         dataset=shape, bytes_per_param=settings["bytes_per_param"], settings=settings
     )
     done = store.done_archs(run_id, len(all_recs))
+    if archs is None and settings.get("explicit_archs"):
+        raise UsageError(
+            f"Run {run_id} scores candidates chosen by a search, not a seeded sample: "
+            "it cannot be resumed on its own.",
+            "Run the search again; it reuses every score already stored.",
+        )
     total = settings["n"] if archs is None else len(archs)
     if on_total:
         on_total(total, len(done))
@@ -401,37 +410,48 @@ class _ModelRunner:
     def score(self, arch: str, model: Any, build_s: float) -> dict[str, tuple[Score, float]]:
         from nasfilter.metrics.probe import ModelProbe
 
-        torch = self.torch
         t = time.perf_counter()
         probe = ModelProbe(
             model, self.inputs, bn_mode=self.settings.get("bn_mode", "batch"), **self.probe_options
         )
         try:
             probe.run()
-        except (torch.OutOfMemoryError, RuntimeError) as e:
-            # CUDA raises OutOfMemoryError; the CPU and MPS allocators a RuntimeError.
-            text = str(e).lower()
-            if not isinstance(e, torch.OutOfMemoryError) and not (
-                "out of memory" in text or "can't allocate memory" in text
-            ):
+        except RuntimeError as e:
+            oom = self._out_of_memory(arch, e)
+            if oom is None:
                 raise
-            k = self.settings["batch_size"]
-            raise DeviceError(
-                f"Out of {self.device.type} memory scoring {arch} with batch size {k}; "
-                "the architectures scored so far are stored.",
-                f"Start a new run with a smaller --batch-size (e.g. -K {max(2, k // 2)})"
-                + (", or --device cpu." if self.device.type != "cpu" else "."),
-            ) from None
+            raise oom from None
         shared = build_s + (time.perf_counter() - t)
         out = {}
         for m in self.metrics:
             t1 = time.perf_counter()
             try:
                 sc = Score.of(m.from_model(probe, self.ctx))  # type: ignore[misc]
+            except RuntimeError as e:  # out of memory ends the run; others are a status
+                oom = self._out_of_memory(arch, e)
+                if oom is not None:
+                    raise oom from None
+                sc = Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
             except Exception as e:  # noqa: BLE001 - stored as a status, counted
                 sc = Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
             out[m.name] = (sc, shared + time.perf_counter() - t1)
         return out
+
+    def _out_of_memory(self, arch: str, e: BaseException) -> DeviceError | None:
+        """The one-line error for running out of device memory, or None if ``e`` is not
+        that (CUDA raises OutOfMemoryError; the CPU and MPS allocators a RuntimeError)."""
+        text = str(e).lower()
+        if not isinstance(e, self.torch.OutOfMemoryError) and not (
+            "out of memory" in text or "can't allocate memory" in text
+        ):
+            return None
+        k = self.settings["batch_size"]
+        return DeviceError(
+            f"Out of {self.device.type} memory scoring {arch} with batch size {k}; "
+            "the architectures scored so far are stored.",
+            f"Start a new run with a smaller --batch-size (e.g. -K {max(2, k // 2)})"
+            + (", or --device cpu." if self.device.type != "cpu" else "."),
+        )
 
     def stream(
         self, todo: Iterator[tuple[int, str]]

@@ -164,3 +164,19 @@ def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "Usage" in r.stdout
+
+
+def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: Path) -> None:
+    r = invoke(runner, "search", "nats-sss", "--algo", "random", "--n", "5", "--repeats", "1",
+               "--metric", "relu_count", "--db", str(db))
+    assert r.exit_code == 0, r.output
+    r = invoke(runner, "sql", "UPDATE runs SET status = 'interrupted'", "--db", str(db))
+    assert r.exit_code == 2  # read-only: nothing can be changed through `sql`
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET status = 'interrupted' WHERE kind = 'score'")
+    con.close()
+    r = invoke(runner, "score", "--resume", "latest", "--db", str(db))
+    assert r.exit_code == 2
+    assert "chosen by a search" in r.stderr and "Traceback" not in r.output

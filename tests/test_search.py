@@ -89,7 +89,9 @@ def test_restricted_population_mutation_is_nearest_member() -> None:
 
 def test_keep_count_is_exact_ceil() -> None:
     assert keep_count(0.1, 10) == 1
-    assert keep_count(0.1, 30) == 3  # 0.1 * 30 == 3.0000000000000004 in floating point
+    assert keep_count(0.1, 30) == 3
+    assert keep_count(0.07, 100) == 7  # 0.07 * 100 == 7.000000000000001 in floating point
+    assert keep_count(0.14, 50) == 7  # 7.000000000000001 too
     assert keep_count(0.15, 20) == 3
     assert keep_count(0.001, 10) == 1
     assert keep_count(1.0, 7) == 7
@@ -413,6 +415,8 @@ def test_cli_table_and_csv_show_penalty_and_summary(runner: CliRunner, db: Path,
     (["nats-tss", "--algo", "two-stage", "--keep", "1.5", "--data", "synthetic"], 2,
      "--keep must be a fraction in (0, 1] (got 1.5)"),
     (["nats-tss", "--population", "truth"], 2, "--population truth needs --dataset"),
+    (["nats-tss", "--algo", "two-stage", "--metric", "relu_count"], 2,
+     "--filter-metric and --metric are both relu_count."),
     (["nats-tss", "--dataset", "mnist"], 2, "Unknown dataset 'mnist'"),
     (["nats-tss", "--metric", "params", "--penalty", "gdf"], 2, "params is lower-is-better"),
     (["nats-tss", "--penalty", "box"], 2, "Unknown size penalty 'box'"),

@@ -73,8 +73,10 @@ def info(
     ] = 1.0,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Analytic costs of one architecture: params, flops, relu_count, size_kb (no network
-    is built)."""
+    """Analytic params, flops, relu_count and size_kb of one architecture.
+
+    No network is built.
+    """
     from nasfilter.spaces import get_dataset_shape, get_space
 
     sp = get_space(space)
@@ -318,8 +320,11 @@ def sql(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Run SQL over the database, read-only. Tables: runs, run_metrics, architectures,
-    scores; view: results."""
+    """Run SQL over the database, read-only.
+
+    Tables: runs, run_metrics, architectures, scores, truth; views: results and the
+    analysis macros (see docs/analyze.md).
+    """
     from nasfilter.store import Store
 
     with Store.open(db, read_only=True) as store:
@@ -334,8 +339,10 @@ def export(
     run: RunOption = "latest",
     db: DbOption = None,
 ) -> None:
-    """Write one row per architecture of a run to Parquet: space, arch, params, size_kb
-    and one column per metric."""
+    """Write one row per architecture of a run to Parquet.
+
+    Columns: space, arch, params, size_kb, and one column per other metric of the run.
+    """
     from nasfilter.store import Store, export_parquet
 
     with Store.open(db, read_only=True) as store:

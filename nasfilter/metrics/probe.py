@@ -20,7 +20,9 @@ How the kernel is accumulated (exactly, in integers). With r_i = Σ_m c_im,
     K_H = 2 G − r 1ᵀ − 1 rᵀ + N_A J,   G = Σ_calls C Cᵀ,   r = diag(G)
 
 (c² = c for 0/1 codes), so each call costs one K x K Gram product of its codes and
-nothing else. On CPU the codes are the boolean tensor ``x > 0`` reinterpreted as int8
+nothing else. The codes are read from the ReLU's output (``relu(x) != 0`` exactly where
+``x > 0``; the nonzero test is several times cheaper than a comparison, and it also
+serves in-place ReLUs). On CPU the boolean codes are reinterpreted as int8
 and multiplied with ``torch._int_mm`` (int32 results, exact; several times faster than
 float32 ``mm``); elsewhere, or if that kernel is missing, a float32 product (exact:
 0/1 products summed below 2**24, larger calls are split). G is summed in int64/float64
@@ -32,6 +34,7 @@ time, so its Gram product is computed once and added once per call.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -81,7 +84,7 @@ class _ReluMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         if func in _RELU_FUNCS and args and isinstance(args[0], torch.Tensor):
-            self.probe._observe(args[0])
+            return self.probe._observe(args[0], lambda: func(*args, **kwargs))
         return func(*args, **kwargs)
 
 
@@ -121,31 +124,40 @@ class ModelProbe:
         self.output: Any = None
 
     # -- measurement ------------------------------------------------------------------------
-    def _observe(self, x: torch.Tensor) -> None:
+    def _observe(self, x: torch.Tensor, call: Callable[[], Any]) -> Any:
+        """Account for one ReLU call on ``x``; ``call()`` runs it and returns its output."""
         if x.dim() == 0 or x.shape[0] != self.batch:
             self._skipped_calls += 1
-            return
+            return call()
         per_sample = x.numel() // self.batch
         self._relu_elements += per_sample
         self._relu_calls += 1
         if not self.want_kernel or per_sample == 0:
-            return
-        key = id(x)
+            return call()
+        key, version = id(x), x._version  # read before an in-place ReLU changes them
         hit = self._seen.get(key)
-        if hit is not None and hit[0] is x and hit[1] == x._version:
+        out = call()
+        if hit is not None and hit[0] is x and hit[1] == version:
             self._seen.move_to_end(key)
             self._reused += 1
             gram = hit[2]
         else:
-            gram = self._gram_of(x.detach().reshape(self.batch, per_sample) > 0)
+            if isinstance(out, torch.Tensor) and out.shape == x.shape:
+                # relu(x) != 0 exactly where x > 0, and the nonzero test is several times
+                # cheaper than a comparison; in-place ReLUs leave only the output anyway.
+                codes = out.detach().reshape(self.batch, per_sample).to(torch.bool)
+            else:
+                codes = x.detach().reshape(self.batch, per_sample) > 0
+            gram = self._gram_of(codes)
             # The reference to x keeps its id from being reused while remembered.
-            self._seen[key] = (x, x._version, gram)
+            self._seen[key] = (x, version, gram)
             if len(self._seen) > _SEEN_MAX:
                 self._seen.popitem(last=False)
         if self._gram is None:
             self._gram = gram.clone()
         else:
             self._gram += gram
+        return out
 
     def _gram_of(self, codes: torch.Tensor) -> torch.Tensor:
         """C Cᵀ of boolean codes (K x M), exactly: int64 or float64, K x K."""

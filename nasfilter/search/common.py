@@ -135,6 +135,9 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
     filter_metric = None
     if req.algo == "two-stage":
         filter_metric = get_metric(req.filter_metric)
+        if filter_metric == metric:
+            raise UsageError(f"--filter-metric and --metric are both {metric.name}.",
+                             "Two stages need two metrics, e.g. relu_count then naswot.")
         stages = [filter_metric, metric]
     penalty = None
     if req.penalty is not None:
@@ -391,7 +394,9 @@ class Evaluator:
         from nasfilter import engine
 
         if self.run_id is None:
-            req = engine.ScoreRequest(**{**self.planned.request, "n": self._run_n()})
+            req = engine.ScoreRequest(
+                **{**self.planned.request, "n": self._run_n(), "explicit": True}
+            )
             self.run_id = engine.start(self.store, req, command=self.command)
         self._own.extend(archs)
         t = time.perf_counter()

@@ -8,6 +8,7 @@ CLI prints: the output is always what the database holds.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ def run_search(
     settings["population_label"] = population.label
     settings["truth_archs"] = len(accuracy)
     planned = {m: plan_score(r, m) for m, r in settings["score_requests"].items()}
+    settings["reuse_keys"] = {m: json.loads(p.key) for m, p in planned.items()}
     run_id = _create_search_run(store, settings, command)
     stored = ({m: stored_scores(store, settings["space"], p) for m, p in planned.items()}
               if settings["reuse"] else None)
