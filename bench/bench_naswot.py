@@ -14,6 +14,10 @@
    load from other processes hits both alike. The plain forward pass (no observation)
    is timed the same way: the floor both share. Target: >= 1.5x faster, identical scores
    (relative difference < 1e-9; singular cells are -inf in both).
+   ``--allocator engine`` (default) first applies, for the whole process and so for both
+   sides, the malloc setting ``nasfilter score`` uses on CPU
+   (``nasfilter.metrics.probe.retain_freed_memory``: no page-fault churn between passes);
+   ``--allocator default`` keeps glibc's defaults (both sides page-fault).
 2. Peak memory of a ``--memory-n``-architecture run of the real CLI command
    ``nasfilter score nats-tss --n N --metrics naswot,relu_count --data synthetic`` in a
    child process: RSS now and peak RSS printed every ``--memory-every`` architectures,
@@ -236,14 +240,15 @@ def memory_run(n: int, every: int, batch_size: int, data: str, data_dir: str | N
                 row = f"{int(done):8d} {float(secs):9.1f} {float(rss):13.0f} {float(peak):14.0f}"
                 print(f"   {row}", flush=True)
             elif line.strip():
-                tail = (tail + [line.rstrip()])[-5:]
+                tail = (tail + [line.rstrip()])[-8:]
         code = proc.wait()
         wall = time.perf_counter() - t0
     if code != 0:
         print(f"   FAIL: exit code {code}: " + " | ".join(tail))
         return False
-    summary = next((t for t in tail if "completed" in t), "")
-    print(f"   {summary.strip()}")
+    at = next((i for i, t in enumerate(tail) if "completed" in t), len(tail))
+    for line in tail[at:]:  # the summary line and its per-status counts
+        print(f"   {line.strip()}")
     if len(marks) >= 2:
         peaks = [m[3] for m in marks]
         print(
@@ -266,6 +271,9 @@ def main() -> None:
     ap.add_argument("--memory-n", type=int, default=0,
                     help="architectures of the CLI memory run (0: skip; issue: 1000)")  # fmt: skip
     ap.add_argument("--memory-every", type=int, default=100)
+    ap.add_argument("--allocator", choices=("engine", "default"), default="engine",
+                    help="engine: glibc keeps freed memory, as `nasfilter score` sets it "
+                    "(retain_freed_memory), for both sides; default: glibc's defaults")  # fmt: skip
     ap.add_argument("--skip-time", action="store_true", help="only the memory run")
     a = ap.parse_args()
 
@@ -274,9 +282,17 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
         os.environ["OMP_NUM_THREADS"] = str(a.threads)  # for the child process
+    from nasfilter.metrics.probe import retain_freed_memory
+
+    if a.allocator == "engine":
+        retained = retain_freed_memory()
+    else:
+        os.environ["NASFILTER_KEEP_FREED_MEMORY"] = "0"  # also for the child process
+        retained = False
     print(
         f"nasfilter NASWOT bench: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, python {platform.python_version()}"
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, python {platform.python_version()}; "
+        f"allocator: {'freed memory kept (as the engine runs)' if retained else 'glibc default'}"
     )
     ok = True
     if not a.skip_time:

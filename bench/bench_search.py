@@ -39,32 +39,61 @@ def bench_a(args: argparse.Namespace, db: Path) -> None:
     from nasfilter.store import Store
 
     data = args.data or "synthetic"
-    print(f"(a) random search, {args.space}, N={args.n}, 1 repeat, seed {args.seed}; NASWOT "
-          f"on {data} inputs, K={args.batch_size}, device {args.device}; reuse off")
+    print(
+        f"(a) random search, {args.space}, N={args.n}, 1 repeat, seed {args.seed}; NASWOT "
+        f"on {data} inputs, K={args.batch_size}, device {args.device}; reuse off"
+    )
     with Store.open(db) as store:
-        relu, relu_wall = _search(store, space=args.space, algo="random", n=args.n, repeats=1,
-                                  metric="relu_count", seed=args.seed, reuse=False)
-        nw, nw_wall = _search(store, space=args.space, algo="random", n=args.n, repeats=1,
-                              metric="naswot", seed=args.seed, data=data,
-                              data_dir=args.data_dir, batch_size=args.batch_size,
-                              device=args.device, reuse=False)
+        relu, relu_wall = _search(
+            store,
+            space=args.space,
+            algo="random",
+            n=args.n,
+            repeats=1,
+            metric="relu_count",
+            seed=args.seed,
+            reuse=False,
+        )
+        nw, nw_wall = _search(
+            store,
+            space=args.space,
+            algo="random",
+            n=args.n,
+            repeats=1,
+            metric="naswot",
+            seed=args.seed,
+            data=data,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+            device=args.device,
+            reuse=False,
+        )
         same = store.con.execute(
             "SELECT count(*) FROM (SELECT arch FROM search_candidates WHERE run_id = ? "
             "INTERSECT SELECT arch FROM search_candidates WHERE run_id = ?)",
-            [relu.run_id, nw.run_id]).fetchone()[0]
+            [relu.run_id, nw.run_id],
+        ).fetchone()[0]
     r, w = relu.repeats[0], nw.repeats[0]
     print(f"    same architectures in both searches: {same} of {args.n}")
     for name, x, wall in (("relu_count", r, relu_wall), ("naswot", w, nw_wall)):
-        print(f"    {name:<10}  search time {x.seconds:10.4f} s ({x.time_source}; whole "
-              f"run_search call {wall:.3f} s)  Σ per-arch scoring {x.score_seconds:10.5f} s  "
-              f"choice {x.size_kb:.1f} kB")
-    print(f"    NASWOT / relu_count: x{w.seconds / r.seconds:,.0f} (search time), "
-          f"x{w.score_seconds / r.score_seconds:,.0f} (Σ per-arch scoring)")
-    print(f"    time saved by relu_count: {100 * (w.seconds - r.seconds) / w.seconds:.3f}% "
-          f"(search time), {100 * (w.score_seconds - r.score_seconds) / w.score_seconds:.4f}%"
-          " (Σ per-arch)")
-    print("    baseline: the dissertation reports a speed-up of at most 52% for relu_count over "
-          "NASWOT")
+        print(
+            f"    {name:<10}  search time {x.seconds:10.4f} s ({x.time_source}; whole "
+            f"run_search call {wall:.3f} s)  Σ per-arch scoring {x.score_seconds:10.5f} s  "
+            f"choice {x.size_kb:.1f} kB"
+        )
+    print(
+        f"    NASWOT / relu_count: x{w.seconds / r.seconds:,.0f} (search time), "
+        f"x{w.score_seconds / r.score_seconds:,.0f} (Σ per-arch scoring)"
+    )
+    print(
+        f"    time saved by relu_count: {100 * (w.seconds - r.seconds) / w.seconds:.3f}% "
+        f"(search time), {100 * (w.score_seconds - r.score_seconds) / w.score_seconds:.4f}%"
+        " (Σ per-arch)"
+    )
+    print(
+        "    baseline: the dissertation reports a speed-up of at most 52% for relu_count over "
+        "NASWOT"
+    )
 
 
 def bench_b(args: argparse.Namespace, db: Path) -> None:
@@ -77,23 +106,43 @@ def bench_b(args: argparse.Namespace, db: Path) -> None:
         load_sample(store)
         acc = accuracy_of(store, "nats-tss", "cifar10-valid", "valid")
         n = min(args.b_n, len(acc)) if args.b_n else len(acc)
-        print(f"(b) two-stage vs plain NASWOT on the shipped CIFAR-10 sample: population = the "
-              f"{len(acc)} architectures with cifar10-valid validation accuracy, N={n}"
-              + (" (the whole population)" if n == len(acc) else f" (seed {args.seed})")
-              + ", 1 repeat; "
-              f"NASWOT on {data} inputs"
-              + (" (no CIFAR-10 given)" if data == "synthetic" else "")
-              + f", K={args.batch_size}, device {args.device}")
-        common = dict(space="nats-tss", algo="random", n=n, repeats=1, seed=args.seed,
-                      dataset="cifar10-valid", population="truth")
-        nw_kw = dict(data=data, data_dir=args.data_dir, batch_size=args.batch_size,
-                     device=args.device)
+        print(
+            f"(b) two-stage vs plain NASWOT on the shipped CIFAR-10 sample: population = the "
+            f"{len(acc)} architectures with cifar10-valid validation accuracy, N={n}"
+            + (" (the whole population)" if n == len(acc) else f" (seed {args.seed})")
+            + ", 1 repeat; "
+            f"NASWOT on {data} inputs"
+            + (" (no CIFAR-10 given)" if data == "synthetic" else "")
+            + f", K={args.batch_size}, device {args.device}"
+        )
+        common = dict(
+            space="nats-tss",
+            algo="random",
+            n=n,
+            repeats=1,
+            seed=args.seed,
+            dataset="cifar10-valid",
+            population="truth",
+        )
+        nw_kw = dict(
+            data=data, data_dir=args.data_dir, batch_size=args.batch_size, device=args.device
+        )
         plain, plain_wall = _search(store, **common, metric="naswot", **nw_kw, reuse=False)
-        two, two_wall = _search(store, **{**common, "algo": "two-stage"}, metric="naswot",
-                                keep=0.1, **nw_kw, reuse=not args.no_reuse)
+        two, two_wall = _search(
+            store,
+            **{**common, "algo": "two-stage"},
+            metric="naswot",
+            keep=0.1,
+            **nw_kw,
+            reuse=not args.no_reuse,
+        )
         relu, relu_wall = _search(store, **common, metric="relu_count", reuse=False)
-        store_archs = [a for a, in store.con.execute(
-            "SELECT arch FROM search_candidates WHERE run_id = ?", [plain.run_id]).fetchall()]
+        store_archs = [
+            a
+            for (a,) in store.con.execute(
+                "SELECT arch FROM search_candidates WHERE run_id = ?", [plain.run_id]
+            ).fetchall()
+        ]
     best = max(acc.values())
     mean = sum(acc.values()) / len(acc)
     p, t, r = plain.repeats[0], two.repeats[0], relu.repeats[0]
@@ -101,37 +150,50 @@ def bench_b(args: argparse.Namespace, db: Path) -> None:
     print(f"    baseline: best accuracy in the population {best:.2f}%, mean {mean:.2f}%")
     if n < len(acc):
         sampled = [acc[a] for a in store_archs]
-        print(f"    baseline: best accuracy among the {n} sampled {max(sampled):.2f}%, "
-              f"mean {sum(sampled) / n:.2f}%")
+        print(
+            f"    baseline: best accuracy among the {n} sampled {max(sampled):.2f}%, "
+            f"mean {sum(sampled) / n:.2f}%"
+        )
     rows = (
         ("plain NASWOT", p, f"NASWOT on all {n}"),
         ("two-stage", t, f"relu_count on {n}, NASWOT on the top {keep}"),
         ("relu_count only", r, f"relu_count on {n}"),
     )
     for name, x, what in rows:
-        print(f"    {name:<15} accuracy {x.accuracy:6.2f}%  size {x.size_kb:7.1f} kB  time "
-              f"{x.seconds:9.3f} s ({x.time_source}: measured {x.measured_seconds:.3f} s + "
-              f"summed {x.summed_seconds:.3f} s)  [{what}]")
-    print(f"    two-stage / plain NASWOT time: {t.seconds / p.seconds:.3f} "
-          f"(time saved {100 * (p.seconds - t.seconds) / p.seconds:.1f}%); accuracy "
-          f"{t.accuracy - p.accuracy:+.2f} points")
-    print(f"    wall of the run_search calls: plain {plain_wall:.1f} s, two-stage "
-          f"{two_wall:.1f} s, relu_count {relu_wall:.2f} s")
+        print(
+            f"    {name:<15} accuracy {x.accuracy:6.2f}%  size {x.size_kb:7.1f} kB  time "
+            f"{x.seconds:9.3f} s ({x.time_source}: measured {x.measured_seconds:.3f} s + "
+            f"summed {x.summed_seconds:.3f} s)  [{what}]"
+        )
+    print(
+        f"    two-stage / plain NASWOT time: {t.seconds / p.seconds:.3f} "
+        f"(time saved {100 * (p.seconds - t.seconds) / p.seconds:.1f}%); accuracy "
+        f"{t.accuracy - p.accuracy:+.2f} points"
+    )
+    print(
+        f"    wall of the run_search calls: plain {plain_wall:.1f} s, two-stage "
+        f"{two_wall:.1f} s, relu_count {relu_wall:.2f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="N of benchmark (a)")
     ap.add_argument("--space", default="nats-tss", help="space of benchmark (a)")
-    ap.add_argument("--b-n", type=int, default=None,
-                    help="N of benchmark (b) (default: the whole sample, 724)")
+    ap.add_argument(
+        "--b-n", type=int, default=None, help="N of benchmark (b) (default: the whole sample, 724)"
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--data", default=None, help="NASWOT inputs (default: synthetic)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-reuse", action="store_true", help="(b): score NASWOT again for "
-                    "two-stage instead of reusing plain NASWOT's stored scores")
+    ap.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="(b): score NASWOT again for "
+        "two-stage instead of reusing plain NASWOT's stored scores",
+    )
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")
     args = ap.parse_args(argv)

@@ -378,6 +378,10 @@ class _ModelRunner:
         self.metrics = metrics
         self.ctx = ctx
         self.device = resolve_device(settings.get("device", "auto"))
+        if self.device.type == "cpu":
+            from nasfilter.metrics.probe import retain_freed_memory
+
+            retain_freed_memory()  # no page-fault churn between forward passes
         self.inputs = self._inputs()
         opts: dict[str, Any] = {}
         for m in metrics:

@@ -41,8 +41,9 @@ def parse_ns(text: str) -> tuple[int, ...]:
     try:
         ns = tuple(int(t) for t in str(text).split(",") if t.strip())
     except ValueError:
-        raise UsageError(f"--ns must be comma-separated integers (got {text!r}).",
-                         "Pass e.g. --ns 10,100,1000.") from None
+        raise UsageError(
+            f"--ns must be comma-separated integers (got {text!r}).", "Pass e.g. --ns 10,100,1000."
+        ) from None
     if not ns or any(n < 1 for n in ns):
         raise UsageError(f"--ns needs at least one N >= 1 (got {text!r}).")
     return tuple(sorted(set(ns)))
@@ -88,10 +89,16 @@ class ReproduceRequest:
     def _score_request(self, n: int) -> Any:
         from nasfilter.engine import ScoreRequest
 
-        return ScoreRequest(space=self.space, n=n, metrics=",".join(METRICS),
-                            seed=self.score_seed, data=self.data or "synthetic",
-                            data_dir=self.data_dir, batch_size=self.batch_size,
-                            device=self.device)
+        return ScoreRequest(
+            space=self.space,
+            n=n,
+            metrics=",".join(METRICS),
+            seed=self.score_seed,
+            data=self.data or "synthetic",
+            data_dir=self.data_dir,
+            batch_size=self.batch_size,
+            device=self.device,
+        )
 
 
 @dataclass
@@ -147,8 +154,9 @@ def _pm_g(st: dict[str, Any]) -> str:
 # --- truth ---------------------------------------------------------------------------------
 
 
-def resolve_truth(store: Store, space: str, dataset: str, split: str | None,
-                  log: Callable[[str], None]) -> Truth:
+def resolve_truth(
+    store: Store, space: str, dataset: str, split: str | None, log: Callable[[str], None]
+) -> Truth:
     """The loaded truth for (space, dataset, split); else the shipped sample (nats-tss)."""
     from nasfilter.search.common import canonical_dataset, resolve_split, truth_accuracy
     from nasfilter.truth import table as truth_table
@@ -157,11 +165,22 @@ def resolve_truth(store: Store, space: str, dataset: str, split: str | None,
     sp = resolve_split(store, space, ds, split)
     acc = truth_accuracy(store, space, ds, sp)
     if acc and not _only_sample(store, space, ds, sp):
-        return Truth(ds, sp, acc, f"loaded ground truth for {ds} ({sp} split), "
-                     f"{len(acc):,} architectures", sample=False)
+        return Truth(
+            ds,
+            sp,
+            acc,
+            f"loaded ground truth for {ds} ({sp} split), {len(acc):,} architectures",
+            sample=False,
+        )
     if space != truth_table.SAMPLE_SPACE:
-        return Truth(None, None, {}, f"none: no ground truth for {space} on {ds} is loaded "
-                     "and the shipped sample covers nats-tss only", sample=False)
+        return Truth(
+            None,
+            None,
+            {},
+            f"none: no ground truth for {space} on {ds} is loaded "
+            "and the shipped sample covers nats-tss only",
+            sample=False,
+        )
     sample_ds = {"cifar10": "cifar10-valid"}.get(ds, ds)
     if sample_ds not in truth_table.SAMPLE_DATASETS.values():
         return Truth(None, None, {}, f"none: the shipped sample has no {ds}", sample=False)
@@ -170,8 +189,10 @@ def resolve_truth(store: Store, space: str, dataset: str, split: str | None,
         log("No ground truth loaded: loading the shipped NAS-Bench-201 sample.")
         truth_table.load_sample(store)
         acc = truth_accuracy(store, space, sample_ds, "valid")
-    note = (f"the shipped NAS-Bench-201 sample (NAS-Bench-Suite-Zero), {len(acc):,} "
-            f"architectures with {sample_ds} validation accuracy")
+    note = (
+        f"the shipped NAS-Bench-201 sample (NAS-Bench-Suite-Zero), {len(acc):,} "
+        f"architectures with {sample_ds} validation accuracy"
+    )
     if sample_ds != ds:
         note += f" (the sample's CIFAR-10 entry, used for --dataset {ds})"
     return Truth(sample_ds, "valid", acc, note, sample=True)
@@ -180,7 +201,8 @@ def resolve_truth(store: Store, space: str, dataset: str, split: str | None,
 def _only_sample(store: Store, space: str, dataset: str, split: str) -> bool:
     row = store.con.execute(
         "SELECT bool_and(l.kind = 'sample') FROM truth t JOIN truth_loads l USING (load_id) "
-        "WHERE t.space = ? AND t.dataset = ? AND t.split = ?", [space, dataset, split],
+        "WHERE t.space = ? AND t.dataset = ? AND t.split = ?",
+        [space, dataset, split],
     ).fetchone()
     return bool(row and row[0])
 
@@ -188,8 +210,9 @@ def _only_sample(store: Store, space: str, dataset: str, split: str) -> bool:
 # --- Exp. 1 --------------------------------------------------------------------------------
 
 
-def _score_run(store: Store, req: ReproduceRequest, archs: list[str],
-               log: Callable[[str], None]) -> tuple[int, bool]:
+def _score_run(
+    store: Store, req: ReproduceRequest, archs: list[str], log: Callable[[str], None]
+) -> tuple[int, bool]:
     """A score run of ``archs`` with relu_count and NASWOT: an earlier one with the same
     settings that holds every architecture, else a new one. (run id, reused?)"""
     from nasfilter import engine
@@ -199,20 +222,26 @@ def _score_run(store: Store, req: ReproduceRequest, archs: list[str],
     planned = {m: plan_score(asdict(sreq), m) for m in METRICS}
     rows = store.con.execute(
         "SELECT run_id, settings FROM runs WHERE kind = 'score' AND space = ? ORDER BY run_id",
-        [req.space]).fetchall()
+        [req.space],
+    ).fetchall()
     for run_id, settings in rows:
         recs = {r["metric"]: r for r in store.run_metrics(run_id)}
         s = json.loads(settings)
         if all(m in recs and reuse_key(s, recs[m]) == planned[m].key for m in METRICS):
-            have = {a for a, in store.con.execute(
-                "SELECT DISTINCT arch FROM scores WHERE run_id = ? AND metric = 'naswot'",
-                [run_id]).fetchall()}
+            have = {
+                a
+                for (a,) in store.con.execute(
+                    "SELECT DISTINCT arch FROM scores WHERE run_id = ? AND metric = 'naswot'",
+                    [run_id],
+                ).fetchall()
+            }
             if have.issuperset(archs) and len(have) == len(archs):
                 log(f"Exp. 1: reusing score run {run_id}.")
                 return int(run_id), True
     run_id = engine.start(store, sreq, command="nasfilter reproduce (Exp. 1)")
-    log(f"Exp. 1: scoring {len(archs):,} architectures with relu_count and NASWOT "
-        f"(run {run_id})...")
+    log(
+        f"Exp. 1: scoring {len(archs):,} architectures with relu_count and NASWOT (run {run_id})..."
+    )
     engine.execute(store, run_id, archs=archs)
     return run_id, False
 
@@ -222,14 +251,18 @@ def _exp1_archs(store: Store, req: ReproduceRequest, truth: Truth) -> tuple[list
     from nasfilter.spaces import get_space
 
     space = get_space(req.space)
-    pop = (Population(space, list(truth.accuracy)) if truth.accuracy and
-           len(truth.accuracy) < space.size else Population(space))
+    pop = (
+        Population(space, list(truth.accuracy))
+        if truth.accuracy and len(truth.accuracy) < space.size
+        else Population(space)
+    )
     n = req.exp1_n if req.exp1_n is not None else min(pop.size, EXP1_DEFAULT_MAX)
     n = min(n, pop.size)
     if n == pop.size and pop.members is not None:
         return list(pop.members), f"all {n:,} architectures of the population"
-    return pop.sample(n, req.seed), (f"{n:,} architectures drawn from the population "
-                                     f"(seed {req.seed})")
+    return pop.sample(n, req.seed), (
+        f"{n:,} architectures drawn from the population (seed {req.seed})"
+    )
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -255,11 +288,23 @@ def _plot_exp2(path: Path, exp2: dict[tuple[int, str], Any]) -> None:
         ns = [n for n, _ in pts]
         acc = [r.summary["accuracy"] for _, r in pts]
         if any(a["mean"] is not None for a in acc):
-            ax1.errorbar(ns, [a["mean"] if a["mean"] is not None else np.nan for a in acc],
-                         yerr=[a["std"] or 0.0 for a in acc], fmt=style, capsize=3, label=m)
+            ax1.errorbar(
+                ns,
+                [a["mean"] if a["mean"] is not None else np.nan for a in acc],
+                yerr=[a["std"] or 0.0 for a in acc],
+                fmt=style,
+                capsize=3,
+                label=m,
+            )
         sec = [r.summary["seconds"] for _, r in pts]
-        ax2.errorbar(ns, [s["mean"] for s in sec], yerr=[s["std"] or 0.0 for s in sec],
-                     fmt=style, capsize=3, label=m)
+        ax2.errorbar(
+            ns,
+            [s["mean"] for s in sec],
+            yerr=[s["std"] or 0.0 for s in sec],
+            fmt=style,
+            capsize=3,
+            label=m,
+        )
     for ax in (ax1, ax2):
         ax.set_xscale("log")
         ax.set_xlabel("N (architectures sampled)")
@@ -275,8 +320,9 @@ def _plot_exp2(path: Path, exp2: dict[tuple[int, str], Any]) -> None:
     fig.savefig(path)
 
 
-def _plot_exp3(path: Path, points: dict[str, list[tuple[float, float]]], mu: float,
-               sigma: float) -> None:
+def _plot_exp3(
+    path: Path, points: dict[str, list[tuple[float, float]]], mu: float, sigma: float
+) -> None:
     from nasfilter.penalties import penalized
 
     fig = _figure(9.6, 4.0)
@@ -288,12 +334,18 @@ def _plot_exp3(path: Path, points: dict[str, list[tuple[float, float]]], mu: flo
             v = np.array([p[1] for p in pts])
             ax.scatter(s, v, s=6, color="0.7", label="no penalty", linewidths=0)
             for pen, marker in zip(PENALTIES, ("o", "^", "s"), strict=True):
-                ax.scatter(s, penalized(v, s, pen, mu, sigma), s=6, marker=marker,
-                           label=pen, alpha=0.7, linewidths=0)
+                ax.scatter(
+                    s,
+                    penalized(v, s, pen, mu, sigma),
+                    s=6,
+                    marker=marker,
+                    label=pen,
+                    alpha=0.7,
+                    linewidths=0,
+                )
             ax.axvline(mu, color="0.5", lw=0.8)
         else:
-            ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("size (MB = size_kb / 1000)")
         ax.set_ylabel(f"{m} x penalty")
         ax.set_title(f"{m} x p(size), mu = {mu:g}, sigma = {sigma:g}", fontsize=10)
@@ -312,8 +364,12 @@ def _plot_exp4(path: Path, exp4: dict[tuple[str, str], Any], mu: float) -> None:
     w = 0.38
     for j, m in enumerate(METRICS):
         acc = [exp4.get((m, p)) for p in labels]
-        am = [r.summary["accuracy"]["mean"] if r and r.summary["accuracy"]["mean"] is not None
-              else np.nan for r in acc]
+        am = [
+            r.summary["accuracy"]["mean"]
+            if r and r.summary["accuracy"]["mean"] is not None
+            else np.nan
+            for r in acc
+        ]
         ae = [r.summary["accuracy"]["std"] or 0.0 if r else 0.0 for r in acc]
         sm = [r.summary["size_kb"]["mean"] if r else np.nan for r in acc]
         se = [r.summary["size_kb"]["std"] or 0.0 if r else 0.0 for r in acc]
@@ -337,8 +393,9 @@ def _plot_exp4(path: Path, exp4: dict[tuple[str, str], Any], mu: float) -> None:
 # --- the whole thing -----------------------------------------------------------------------
 
 
-def reproduce(store: Store, req: ReproduceRequest,
-              log: Callable[[str], None] = lambda m: None) -> Path:
+def reproduce(
+    store: Store, req: ReproduceRequest, log: Callable[[str], None] = lambda m: None
+) -> Path:
     """Run Experiments 1-4 and write ``req.out/report.md`` with its figures; return it."""
     from nasfilter.penalties import plot_penalties
     from nasfilter.search import SearchRequest, run_search
@@ -378,15 +435,34 @@ def reproduce(store: Store, req: ReproduceRequest,
 
     # -- Exp. 2 -----------------------------------------------------------------------------
     def search(n: int, metric: str, penalty: str | None = None) -> Any:
-        log(f"Search: random, N={n}, {req.repeats} repeats, {metric}"
-            + (f" x {penalty}" if penalty else "") + "...")
-        return run_search(store, SearchRequest(
-            space=space.name, algo="random", n=n, repeats=req.repeats, metric=metric,
-            penalty=penalty, mu=req.mu, sigma=req.sigma, dataset=truth.dataset,
-            split=truth.split, population=population, seed=req.seed,
-            score_seed=req.score_seed, data=data, data_dir=req.data_dir,
-            batch_size=req.batch_size, device=req.device,
-        ), command="nasfilter reproduce")
+        log(
+            f"Search: random, N={n}, {req.repeats} repeats, {metric}"
+            + (f" x {penalty}" if penalty else "")
+            + "..."
+        )
+        return run_search(
+            store,
+            SearchRequest(
+                space=space.name,
+                algo="random",
+                n=n,
+                repeats=req.repeats,
+                metric=metric,
+                penalty=penalty,
+                mu=req.mu,
+                sigma=req.sigma,
+                dataset=truth.dataset,
+                split=truth.split,
+                population=population,
+                seed=req.seed,
+                score_seed=req.score_seed,
+                data=data,
+                data_dir=req.data_dir,
+                batch_size=req.batch_size,
+                device=req.device,
+            ),
+            command="nasfilter reproduce",
+        )
 
     ns = [n for n in req.ns if n <= pop_size]
     skipped = [n for n in req.ns if n > pop_size]
@@ -406,7 +482,8 @@ def reproduce(store: Store, req: ReproduceRequest,
         rows = store.con.execute(
             "SELECT z.value / 1000.0, s.value FROM scores s JOIN scores z ON z.run_id = s.run_id "
             "AND z.arch = s.arch AND z.metric = 'size_kb' WHERE s.run_id = ? AND s.metric = ?",
-            [exp1_run, m]).fetchall()
+            [exp1_run, m],
+        ).fetchall()
         pts[m] = [(float(a), float(b)) for a, b in rows if b is not None]
     _plot_exp3(out / "exp3_penalized_scores.png", pts, req.mu, req.sigma)
     figures.append("exp3_penalized_scores.png")
@@ -425,53 +502,93 @@ def reproduce(store: Store, req: ReproduceRequest,
     # -- the report -------------------------------------------------------------------------
     elapsed = time.perf_counter() - t_start
     rep.add(f"# nasfilter reproduce: {space.name}, {req.dataset}", "")
-    rep.add("Experiments 1-4 of the dissertation, run by `nasfilter reproduce` on what this "
-            "database holds. Every number below is stored in the database "
-            f"(`{store.path}`) and can be recomputed with SQL (see docs/search.md).", "")
+    rep.add(
+        "Experiments 1-4 of the dissertation, run by `nasfilter reproduce` on what this "
+        "database holds. Every number below is stored in the database "
+        f"(`{store.path}`) and can be recomputed with SQL (see docs/search.md).",
+        "",
+    )
     rep.add("## Setup", "")
-    rep.table(["item", "value"], [
-        ("space", f"{space.name} ({space.size:,} architectures)"),
-        ("ground truth", truth.source),
-        ("population", ("the architectures with ground truth" if population == "truth"
-                        else "the whole space") + f" ({pop_size:,})"),
-        ("NASWOT inputs", "synthetic (seeded Gaussian images; no --data given)" if data ==
-         "synthetic" else f"{data} (a mini-batch drawn with seed {req.score_seed})"),
-        ("batch size K", req.batch_size),
-        ("device", req.device),
-        ("repeats", req.repeats),
-        ("N", ", ".join(str(n) for n in ns) or "none"),
-        ("penalty mu, sigma (MB)", f"{req.mu:g}, {req.sigma:g}"),
-        ("sampling seed", f"{req.seed} (repeat r uses seed + r)"),
-        ("wall time of this reproduce", f"{elapsed:.1f} s"),
-    ])
+    rep.table(
+        ["item", "value"],
+        [
+            ("space", f"{space.name} ({space.size:,} architectures)"),
+            ("ground truth", truth.source),
+            (
+                "population",
+                (
+                    "the architectures with ground truth"
+                    if population == "truth"
+                    else "the whole space"
+                )
+                + f" ({pop_size:,})",
+            ),
+            (
+                "NASWOT inputs",
+                "synthetic (seeded Gaussian images; no --data given)"
+                if data == "synthetic"
+                else f"{data} (a mini-batch drawn with seed {req.score_seed})",
+            ),
+            ("batch size K", req.batch_size),
+            ("device", req.device),
+            ("repeats", req.repeats),
+            ("N", ", ".join(str(n) for n in ns) or "none"),
+            ("penalty mu, sigma (MB)", f"{req.mu:g}, {req.sigma:g}"),
+            ("sampling seed", f"{req.seed} (repeat r uses seed + r)"),
+            ("wall time of this reproduce", f"{elapsed:.1f} s"),
+        ],
+    )
     notes = []
     if truth.sample:
-        notes.append("No NATS-Bench ground truth for this dataset is loaded: this report uses "
-                     "the shipped sample, and every search samples only among its "
-                     "architectures (`--population truth`). Load NATS-Bench with "
-                     "`nasfilter truth load` for the full space.")
+        notes.append(
+            "No NATS-Bench ground truth for this dataset is loaded: this report uses "
+            "the shipped sample, and every search samples only among its "
+            "architectures (`--population truth`). Load NATS-Bench with "
+            "`nasfilter truth load` for the full space."
+        )
     if truth.dataset is None:
         notes.append("No ground truth: accuracy columns are n/a and Exp. 1 is skipped.")
     if data == "synthetic":
-        notes.append("NASWOT is computed on synthetic inputs (no `--data`): its values, and "
-                     "so its correlations and choices, differ from those on real images.")
+        notes.append(
+            "NASWOT is computed on synthetic inputs (no `--data`): its values, and "
+            "so its correlations and choices, differ from those on real images."
+        )
     if skipped:
-        notes.append(f"N = {', '.join(map(str, skipped))} skipped: larger than the population "
-                     f"({pop_size:,}).")
+        notes.append(
+            f"N = {', '.join(map(str, skipped))} skipped: larger than the population "
+            f"({pop_size:,})."
+        )
     for note in notes:
         rep.add(f"- {note}")
     rep.add("")
 
     rep.add("## Experiment 1: Kendall τ against accuracy", "")
-    rep.add(f"Score run {exp1_run} ({'reused' if exp1_reused else 'new'}): {what}, scored with "
-            "relu_count and NASWOT (networks built; relu_count from the same forward pass).", "")
+    rep.add(
+        f"Score run {exp1_run} ({'reused' if exp1_reused else 'new'}): {what}, scored with "
+        "relu_count and NASWOT (networks built; relu_count from the same forward pass).",
+        "",
+    )
     if exp1_res is not None:
-        rows = [(m.metric, m.n, m.kendall_tau_acc, m.spearman_acc, m.kendall_tau_size,
-                 m.excluded) for m in exp1_res.metrics]
-        rep.add(f"Against {exp1_res.dataset} {exp1_res.split} accuracy "
-                f"({exp1_res.archs_with_truth:,} architectures with truth); size = params.", "")
-        rep.table(["metric", "n", "Kendall τ (acc)", "Spearman ρ (acc)", "Kendall τ (size)",
-                   "non-finite left out"], rows)
+        rows = [
+            (m.metric, m.n, m.kendall_tau_acc, m.spearman_acc, m.kendall_tau_size, m.excluded)
+            for m in exp1_res.metrics
+        ]
+        rep.add(
+            f"Against {exp1_res.dataset} {exp1_res.split} accuracy "
+            f"({exp1_res.archs_with_truth:,} architectures with truth); size = params.",
+            "",
+        )
+        rep.table(
+            [
+                "metric",
+                "n",
+                "Kendall τ (acc)",
+                "Spearman ρ (acc)",
+                "Kendall τ (size)",
+                "non-finite left out",
+            ],
+            rows,
+        )
         for f in figures:
             if f.startswith(f"run{exp1_run}_"):
                 rep.add(f"![{f}]({f})", "")
@@ -479,64 +596,115 @@ def reproduce(store: Store, req: ReproduceRequest,
         rep.add(exp1_note, "")
 
     rep.add("## Experiment 2: random search (Table 6)", "")
-    rep.add("Algorithm 1: sample N architectures, keep the best by the metric; "
-            f"{req.repeats} repeats. Time: per repeat, the wall time of the scoring it did "
-            "(measured), plus the stored per-architecture seconds of the scores it reused "
-            "(summed). Σ score s: the stored per-architecture scoring seconds of all N, the "
-            "same basis for both metrics. Time saved = 100 × (T_NASWOT − T_relu) / T_NASWOT.",
-            "")
+    rep.add(
+        "Algorithm 1: sample N architectures, keep the best by the metric; "
+        f"{req.repeats} repeats. Time: per repeat, the wall time of the scoring it did "
+        "(measured), plus the stored per-architecture seconds of the scores it reused "
+        "(summed). Σ score s: the stored per-architecture scoring seconds of all N, the "
+        "same basis for both metrics. Time saved = 100 × (T_NASWOT − T_relu) / T_NASWOT.",
+        "",
+    )
     rows = []
     for n in ns:
         r_relu, r_nw = exp2[(n, "relu_count")], exp2[(n, "naswot")]
         for m, r in (("relu_count", r_relu), ("naswot", r_nw)):
             ts = r.summary["time_source"]
-            rows.append((n, m, r.run_id, _pm(r.summary["accuracy"]), _pm(r.summary["size_kb"], 1),
-                         _pm_g(r.summary["seconds"]), _pm_g(r.summary["score_seconds"]),
-                         ", ".join(f"{v} {k}" for k, v in ts.items() if v)))
-        rows.append((n, "time saved by relu_count", "", "", "",
-                     _saved(r_relu.summary["seconds"], r_nw.summary["seconds"]),
-                     _saved(r_relu.summary["score_seconds"], r_nw.summary["score_seconds"]),
-                     ""))
+            rows.append(
+                (
+                    n,
+                    m,
+                    r.run_id,
+                    _pm(r.summary["accuracy"]),
+                    _pm(r.summary["size_kb"], 1),
+                    _pm_g(r.summary["seconds"]),
+                    _pm_g(r.summary["score_seconds"]),
+                    ", ".join(f"{v} {k}" for k, v in ts.items() if v),
+                )
+            )
+        rows.append(
+            (
+                n,
+                "time saved by relu_count",
+                "",
+                "",
+                "",
+                _saved(r_relu.summary["seconds"], r_nw.summary["seconds"]),
+                _saved(r_relu.summary["score_seconds"], r_nw.summary["score_seconds"]),
+                "",
+            )
+        )
     if rows:
-        rep.table(["N", "metric", "search run", "accuracy (%)", "size (kB)", "time (s)",
-                   "Σ score s", "time source"], rows)
+        rep.table(
+            [
+                "N",
+                "metric",
+                "search run",
+                "accuracy (%)",
+                "size (kB)",
+                "time (s)",
+                "Σ score s",
+                "time source",
+            ],
+            rows,
+        )
         rep.add("![exp2](exp2_random_search.png)", "")
     else:
         rep.add("No N fits the population.", "")
 
     rep.add("## Experiment 3: penalized metrics", "")
-    rep.add("Penalty factors p(s), s = size in MB at one byte per parameter (size_kb / 1000): "
-            "1 up to mu, then a smooth monotone decay of width sigma (docs/penalties.md). "
-            f"mu = {req.mu:g} MB, sigma = {req.sigma:g} MB.", "")
+    rep.add(
+        "Penalty factors p(s), s = size in MB at one byte per parameter (size_kb / 1000): "
+        "1 up to mu, then a smooth monotone decay of width sigma (docs/penalties.md). "
+        f"mu = {req.mu:g} MB, sigma = {req.sigma:g} MB.",
+        "",
+    )
     rep.add("![penalties](exp3_penalties.png)", "")
-    rep.add(f"Each metric × p(size) over the {len(archs):,} architectures of score run "
-            f"{exp1_run}:", "")
+    rep.add(
+        f"Each metric × p(size) over the {len(archs):,} architectures of score run {exp1_run}:", ""
+    )
     rep.add("![penalized scores](exp3_penalized_scores.png)", "")
 
     rep.add("## Experiment 4: penalized random search (Table 7)", "")
     if n4 is not None:
-        rep.add(f"Random search, N = {n4}, {req.repeats} repeats, ranked by metric × p(size). "
-                f"≤ mu: repeats whose choice is within the {req.mu * 1000:g} kB target.", "")
+        rep.add(
+            f"Random search, N = {n4}, {req.repeats} repeats, ranked by metric × p(size). "
+            f"≤ mu: repeats whose choice is within the {req.mu * 1000:g} kB target.",
+            "",
+        )
         rows = []
         for m in METRICS:
             for pen in ("none", *PENALTIES):
                 r = exp4[(m, pen)]
                 within = sum(1 for x in r.repeats if x.size_kb <= req.mu * 1000)
-                rows.append((m, pen, r.run_id, _pm(r.summary["accuracy"]),
-                             _pm(r.summary["size_kb"], 1), f"{within}/{len(r.repeats)}",
-                             _pm_g(r.summary["seconds"])))
-        rep.table(["metric", "penalty", "search run", "accuracy (%)", "size (kB)", "≤ mu",
-                   "time (s)"], rows)
+                rows.append(
+                    (
+                        m,
+                        pen,
+                        r.run_id,
+                        _pm(r.summary["accuracy"]),
+                        _pm(r.summary["size_kb"], 1),
+                        f"{within}/{len(r.repeats)}",
+                        _pm_g(r.summary["seconds"]),
+                    )
+                )
+        rep.table(
+            ["metric", "penalty", "search run", "accuracy (%)", "size (kB)", "≤ mu", "time (s)"],
+            rows,
+        )
         rep.add("![exp4](exp4_penalized_search.png)", "")
     else:
         rep.add("No N fits the population.", "")
     rep.add("## Recompute", "")
     ids = sorted({r.run_id for r in [*exp2.values(), *exp4.values()]})
     id_list = ", ".join(map(str, ids))
-    rep.add("```sql", f"SELECT * FROM searches WHERE run_id IN ({id_list});",
-            "SELECT run_id, avg(accuracy), stddev_samp(accuracy), avg(size_kb), avg(seconds)",
-            f"FROM search_choices WHERE run_id IN ({id_list}) GROUP BY run_id ORDER BY run_id;",
-            "```", "")
+    rep.add(
+        "```sql",
+        f"SELECT * FROM searches WHERE run_id IN ({id_list});",
+        "SELECT run_id, avg(accuracy), stddev_samp(accuracy), avg(size_kb), avg(seconds)",
+        f"FROM search_choices WHERE run_id IN ({id_list}) GROUP BY run_id ORDER BY run_id;",
+        "```",
+        "",
+    )
     path = out / "report.md"
     path.write_text("\n".join(rep.lines), encoding="utf-8")
     log(f"Report: {path} ({elapsed:.1f} s)")

@@ -167,8 +167,21 @@ def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
 
 
 def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: Path) -> None:
-    r = invoke(runner, "search", "nats-sss", "--algo", "random", "--n", "5", "--repeats", "1",
-               "--metric", "relu_count", "--db", str(db))
+    r = invoke(
+        runner,
+        "search",
+        "nats-sss",
+        "--algo",
+        "random",
+        "--n",
+        "5",
+        "--repeats",
+        "1",
+        "--metric",
+        "relu_count",
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 0, r.output
     r = invoke(runner, "sql", "UPDATE runs SET status = 'interrupted'", "--db", str(db))
     assert r.exit_code == 2  # read-only: nothing can be changed through `sql`

@@ -445,3 +445,17 @@ def test_same_seed_same_batch_same_init_same_scores(tmp_path: Path) -> None:
     assert first == again
     assert all(math.isfinite(v) for v in first.values())
     assert all(first[a] != other[a] for a in archs)
+
+
+def test_retain_freed_memory_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+    import sys
+
+    monkeypatch.setattr(probe_mod, "_ALLOCATOR", {})
+    monkeypatch.setenv("NASFILTER_KEEP_FREED_MEMORY", "0")
+    assert probe_mod.retain_freed_memory() is False
+    monkeypatch.setattr(probe_mod, "_ALLOCATOR", {})
+    monkeypatch.delenv("NASFILTER_KEEP_FREED_MEMORY")
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert probe_mod.retain_freed_memory() is glibc
+    assert probe_mod.retain_freed_memory() is glibc  # once; the answer is kept

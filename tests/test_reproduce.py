@@ -12,8 +12,7 @@ from nasfilter.store import Store
 from tests.conftest import invoke
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = ["--ns", "5,1000", "--repeats", "2", "--exp1-n", "6", "--batch-size", "8",
-        "--device", "cpu"]
+TINY = ["--ns", "5,1000", "--repeats", "2", "--exp1-n", "6", "--batch-size", "8", "--device", "cpu"]
 
 
 def _table(md: str, header_start: str) -> list[list[str]]:
@@ -21,7 +20,7 @@ def _table(md: str, header_start: str) -> list[list[str]]:
     lines = md.splitlines()
     i = next(k for k, ln in enumerate(lines) if ln.startswith(header_start))
     rows = []
-    for ln in lines[i + 2:]:
+    for ln in lines[i + 2 :]:
         if not ln.startswith("|"):
             break
         rows.append([c.strip() for c in ln.strip("|").split("|")])
@@ -30,17 +29,33 @@ def _table(md: str, header_start: str) -> list[list[str]]:
 
 def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: Path) -> None:
     out = tmp_path / "rep"
-    r = invoke(runner, "reproduce", "--space", "nats-tss", "--dataset", "cifar10", "--out",
-               str(out), *TINY, "--db", str(db))
+    r = invoke(
+        runner,
+        "reproduce",
+        "--space",
+        "nats-tss",
+        "--dataset",
+        "cifar10",
+        "--out",
+        str(out),
+        *TINY,
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 0, r.output
     report = out / "report.md"
     assert r.stdout.strip() == f"Wrote {report}"
     md = report.read_text()
     assert "the shipped NAS-Bench-201 sample" in md and "724 architectures" in md
     assert "synthetic" in md and "N = 1000 skipped" in md
-    for png in ("exp2_random_search.png", "exp3_penalties.png", "exp3_penalized_scores.png",
-                "exp4_penalized_search.png", "run1_cifar10-valid_valid_naswot.png",
-                "run1_cifar10-valid_valid_relu_count.png"):
+    for png in (
+        "exp2_random_search.png",
+        "exp3_penalties.png",
+        "exp3_penalized_scores.png",
+        "exp4_penalized_search.png",
+        "run1_cifar10-valid_valid_naswot.png",
+        "run1_cifar10-valid_valid_relu_count.png",
+    ):
         p = out / png
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 5000, png
         assert f"]({png})" in md
@@ -65,12 +80,14 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
         for row in searches:
             run_id = int(row[2])
             algo, metric, n, pop = s.con.execute(
-                "SELECT algo, metric, n, population FROM searches WHERE run_id = ?",
-                [run_id]).fetchone()
+                "SELECT algo, metric, n, population FROM searches WHERE run_id = ?", [run_id]
+            ).fetchone()
             assert (algo, metric, n, pop) == ("random", row[1], 5, "truth")
             acc_m, acc_s, size_m = s.con.execute(
                 "SELECT avg(accuracy), stddev_samp(accuracy), avg(size_kb) FROM search_choices "
-                "WHERE run_id = ?", [run_id]).fetchone()
+                "WHERE run_id = ?",
+                [run_id],
+            ).fetchone()
             assert row[3] == f"{acc_m:.2f} ± {acc_s:.2f}"
             assert row[4].startswith(f"{size_m:.1f}")
         saved = [row for row in t6 if row[1] == "time saved by relu_count"]
@@ -78,18 +95,35 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
         # Exp. 4: four penalties per metric, the unpenalized rows are Exp. 2's searches
         t7 = _table(md, "| metric | penalty | search run")
         assert [(row[0], row[1]) for row in t7] == [
-            (m, p) for m in ("relu_count", "naswot") for p in ("none", "gdf", "hsdf", "rdf")]
+            (m, p) for m in ("relu_count", "naswot") for p in ("none", "gdf", "hsdf", "rdf")
+        ]
         assert t7[0][2] == searches[0][2] and t7[4][2] == searches[1][2]
         for row in t7[1:4] + t7[5:]:
-            pen = s.con.execute("SELECT penalty, mu, sigma FROM searches WHERE run_id = ?",
-                                [int(row[2])]).fetchone()
+            pen = s.con.execute(
+                "SELECT penalty, mu, sigma FROM searches WHERE run_id = ?", [int(row[2])]
+            ).fetchone()
             assert pen == (row[1], 0.2, 0.4)
-        assert s.con.execute("SELECT count(*) FROM runs WHERE kind = 'search' AND status <> "
-                             "'completed'").fetchone()[0] == 0
+        assert (
+            s.con.execute(
+                "SELECT count(*) FROM runs WHERE kind = 'search' AND status <> 'completed'"
+            ).fetchone()[0]
+            == 0
+        )
 
     # again: Exp. 1's score run and every score are reused, every search time is summed
-    r = invoke(runner, "reproduce", "--space", "nats-tss", "--dataset", "cifar10", "--out",
-               str(out), *TINY, "--db", str(db))
+    r = invoke(
+        runner,
+        "reproduce",
+        "--space",
+        "nats-tss",
+        "--dataset",
+        "cifar10",
+        "--out",
+        str(out),
+        *TINY,
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 0, r.output
     assert "Exp. 1: reusing score run 1." in r.stderr
     md2 = report.read_text()
@@ -97,12 +131,30 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
     assert all(row[7] == "2 summed" for row in t6 if row[1] in ("relu_count", "naswot"))
 
 
-def test_reproduce_without_truth_still_reports(runner: CliRunner, db: Path,
-                                               tmp_path: Path) -> None:
+def test_reproduce_without_truth_still_reports(runner: CliRunner, db: Path, tmp_path: Path) -> None:
     out = tmp_path / "sss"
-    r = invoke(runner, "reproduce", "--space", "nats-sss", "--dataset", "cifar100", "--out",
-               str(out), "--ns", "4", "--repeats", "2", "--exp1-n", "4", "--batch-size", "8",
-               "--device", "cpu", "--db", str(db))
+    r = invoke(
+        runner,
+        "reproduce",
+        "--space",
+        "nats-sss",
+        "--dataset",
+        "cifar100",
+        "--out",
+        str(out),
+        "--ns",
+        "4",
+        "--repeats",
+        "2",
+        "--exp1-n",
+        "4",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text()
     assert "no ground truth for nats-sss on cifar100" in md
@@ -114,17 +166,19 @@ def test_reproduce_without_truth_still_reports(runner: CliRunner, db: Path,
     assert t6[0][4] != "n/a" and t6[0][5] != "n/a"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--ns", "a,b"], "--ns must be comma-separated integers"),
-    (["--ns", "0"], "--ns needs at least one N >= 1"),
-    (["--repeats", "0"], "--repeats must be at least 1"),
-    (["--space", "nope"], "Unknown search space 'nope'"),
-    (["--dataset", "mnist"], "Unknown dataset 'mnist'"),
-    (["--sigma", "-1"], "sigma must be finite and > 0"),
-    (["--batch-size", "1"], "--batch-size must be at least 2"),
-])
-def test_reproduce_bad_input(runner: CliRunner, db: Path, tmp_path: Path, args,
-                             message) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ns", "a,b"], "--ns must be comma-separated integers"),
+        (["--ns", "0"], "--ns needs at least one N >= 1"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--space", "nope"], "Unknown search space 'nope'"),
+        (["--dataset", "mnist"], "Unknown dataset 'mnist'"),
+        (["--sigma", "-1"], "sigma must be finite and > 0"),
+        (["--batch-size", "1"], "--batch-size must be at least 2"),
+    ],
+)
+def test_reproduce_bad_input(runner: CliRunner, db: Path, tmp_path: Path, args, message) -> None:  # type: ignore[no-untyped-def]
     r = invoke(runner, "reproduce", "--out", str(tmp_path / "x"), *args, "--db", str(db))
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("Error: ") and message in r.stderr

@@ -35,7 +35,9 @@ def store(db: Path):  # type: ignore[no-untyped-def]
 def _cands(store: Store, run_id: int, repeat: int, stage: str = "final") -> list[dict]:
     cur = store.con.execute(
         "SELECT * FROM search_candidates WHERE run_id = ? AND repeat = ? AND stage = ? "
-        "ORDER BY step", [run_id, repeat, stage])
+        "ORDER BY step",
+        [run_id, repeat, stage],
+    )
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -43,8 +45,14 @@ def _cands(store: Store, run_id: int, repeat: int, stage: str = "final") -> list
 def _best(archs: list[str], value, higher: bool = True) -> str:  # type: ignore[no-untyped-def]
     """Independent argmax with the documented tie-break: fewer params, then identity."""
     sign = -1.0 if higher else 1.0
-    return min(archs, key=lambda a: (sign * value(a), TSS.costs(a).params if "|" in a
-                                     else SSS.costs(a).params, a))
+    return min(
+        archs,
+        key=lambda a: (
+            sign * value(a),
+            TSS.costs(a).params if "|" in a else SSS.costs(a).params,
+            a,
+        ),
+    )
 
 
 def _hamming(space, a: str, b: str) -> int:  # type: ignore[no-untyped-def]
@@ -113,7 +121,8 @@ def test_random_picks_argmax_among_exactly_the_sampled_set(store: Store) -> None
             assert c["value"] == TSS.costs(c["arch"]).relu_count == c["rank_value"]
             row = store.con.execute(
                 "SELECT value FROM scores WHERE run_id = ? AND arch = ? AND metric = ?",
-                [c["score_run_id"], c["arch"], "relu_count"]).fetchone()
+                [c["score_run_id"], c["arch"], "relu_count"],
+            ).fetchone()
             assert row[0] == c["value"]
         assert r.arch == _best(sample, lambda a: TSS.costs(a).relu_count)
         assert r.value == TSS.costs(r.arch).relu_count
@@ -122,16 +131,19 @@ def test_random_picks_argmax_among_exactly_the_sampled_set(store: Store) -> None
 
 
 def test_random_lower_is_better_metric_picks_the_minimum(store: Store) -> None:
-    res = run_search(store, SearchRequest("nats-sss", algo="random", n=40, repeats=1,
-                                          metric="flops", seed=2))
+    res = run_search(
+        store, SearchRequest("nats-sss", algo="random", n=40, repeats=1, metric="flops", seed=2)
+    )
     sample = list(SSS.sample(40, 2))
-    assert res.repeats[0].arch == min(sample, key=lambda a: (SSS.costs(a).flops,
-                                                              SSS.costs(a).params, a))
+    assert res.repeats[0].arch == min(
+        sample, key=lambda a: (SSS.costs(a).flops, SSS.costs(a).params, a)
+    )
 
 
 def test_random_penalized_picks_argmax_of_metric_times_penalty(store: Store) -> None:
-    req = SearchRequest("nats-tss", algo="random", n=200, repeats=2, penalty="rdf", mu=0.1,
-                        sigma=0.1, seed=9)
+    req = SearchRequest(
+        "nats-tss", algo="random", n=200, repeats=2, penalty="rdf", mu=0.1, sigma=0.1, seed=9
+    )
     res = run_search(store, req)
     plain = run_search(store, SearchRequest("nats-tss", algo="random", n=200, repeats=2, seed=9))
     assert res.settings["rank_by"] == "relu_count_rdf"
@@ -146,8 +158,9 @@ def test_random_penalized_picks_argmax_of_metric_times_penalty(store: Store) -> 
         assert r.arch == _best(sample, pen)
         assert r.rank_value == pytest.approx(pen(r.arch), rel=1e-12)
         assert r.size_kb < p.size_kb  # the penalty moved the choice to a smaller network
-    row = store.con.execute("SELECT penalty, mu, sigma, rank_by FROM searches WHERE run_id = ?",
-                            [res.run_id]).fetchone()
+    row = store.con.execute(
+        "SELECT penalty, mu, sigma, rank_by FROM searches WHERE run_id = ?", [res.run_id]
+    ).fetchone()
     assert row == ("rdf", 0.1, 0.1, "relu_count_rdf")
 
 
@@ -155,8 +168,17 @@ def test_random_penalized_picks_argmax_of_metric_times_penalty(store: Store) -> 
 
 
 def test_two_stage_scores_naswot_on_exactly_ceil_keep_n(store: Store) -> None:
-    req = SearchRequest("nats-sss", algo="two-stage", n=20, repeats=2, keep=0.15,
-                        data="synthetic", batch_size=8, device="cpu", seed=1)
+    req = SearchRequest(
+        "nats-sss",
+        algo="two-stage",
+        n=20,
+        repeats=2,
+        keep=0.15,
+        data="synthetic",
+        batch_size=8,
+        device="cpu",
+        seed=1,
+    )
     res = run_search(store, req)
     assert res.settings["keep"] == 3 and res.settings["metric"] == "naswot"
     score_runs: set[int] = set()
@@ -176,20 +198,24 @@ def test_two_stage_scores_naswot_on_exactly_ceil_keep_n(store: Store) -> None:
     # NASWOT was computed for exactly the kept architectures, nothing else
     n_naswot = store.con.execute(
         "SELECT count(*) FROM scores WHERE metric = 'naswot' AND list_contains(?, run_id)",
-        [sorted(score_runs)]).fetchone()[0]
+        [sorted(score_runs)],
+    ).fetchone()[0]
     kept = {c["arch"] for r in res.repeats for c in _cands(store, res.run_id, r.repeat, "final")}
     assert n_naswot == len(kept)
-    assert store.con.execute("SELECT count(*) FROM scores WHERE metric = 'naswot'"
-                             ).fetchone()[0] == len(kept)
+    assert store.con.execute("SELECT count(*) FROM scores WHERE metric = 'naswot'").fetchone()[
+        0
+    ] == len(kept)
 
 
 # --- evolution -------------------------------------------------------------------------------
 
 
-def test_evolution_mutates_one_position_ages_out_and_is_deterministic(store: Store,
-                                                                      tmp_path: Path) -> None:
-    req = SearchRequest("nats-tss", algo="evolution", n=60, repeats=2, ea_population=10,
-                        ea_sample=3, seed=3)
+def test_evolution_mutates_one_position_ages_out_and_is_deterministic(
+    store: Store, tmp_path: Path
+) -> None:
+    req = SearchRequest(
+        "nats-tss", algo="evolution", n=60, repeats=2, ea_population=10, ea_sample=3, seed=3
+    )
     res = run_search(store, req)
     for r in res.repeats:
         cands = _cands(store, res.run_id, r.repeat)
@@ -200,9 +226,10 @@ def test_evolution_mutates_one_position_ages_out_and_is_deterministic(store: Sto
         for i, c in enumerate(cands[10:], start=10):
             assert TSS.canonical(c["arch"]) == c["arch"]
             assert _hamming(TSS, c["parent"], c["arch"]) == 1
-            window = cands[i - 10:i]  # aging: the population is the last P evaluations
+            window = cands[i - 10 : i]  # aging: the population is the last P evaluations
             wa = [w["arch"] for w in window]
             assert c["parent"] in wa
+
             # the parent won a tournament of 3 window positions: at least 2 other positions
             # rank no better than it (its own duplicates included)
             def key(w):  # type: ignore[no-untyped-def]
@@ -221,8 +248,9 @@ def test_evolution_mutates_one_position_ages_out_and_is_deterministic(store: Sto
         again = run_search(other, req)
         assert [r.arch for r in again.repeats] == [r.arch for r in res.repeats]
         for r in res.repeats:
-            assert [c["arch"] for c in _cands(other, again.run_id, r.repeat)] == \
-                [c["arch"] for c in _cands(store, res.run_id, r.repeat)]
+            assert [c["arch"] for c in _cands(other, again.run_id, r.repeat)] == [
+                c["arch"] for c in _cands(store, res.run_id, r.repeat)
+            ]
 
 
 def test_evolution_on_truth_population_stays_inside(store: Store) -> None:
@@ -231,8 +259,17 @@ def test_evolution_on_truth_population_stays_inside(store: Store) -> None:
 
     load_sample(store)
     acc = accuracy_of(store, "nats-tss", "cifar10-valid", "valid")
-    res = run_search(store, SearchRequest("nats-tss", algo="evolution", n=40, repeats=1,
-                                          dataset="cifar10-valid", population="truth"))
+    res = run_search(
+        store,
+        SearchRequest(
+            "nats-tss",
+            algo="evolution",
+            n=40,
+            repeats=1,
+            dataset="cifar10-valid",
+            population="truth",
+        ),
+    )
     assert res.settings["split"] == "valid" and res.settings["population_size"] == len(acc)
     cands = _cands(store, res.run_id, 0)
     assert all(c["arch"] in acc for c in cands)
@@ -246,9 +283,11 @@ def test_evolution_on_truth_population_stays_inside(store: Store) -> None:
 
 
 def _stored_seconds(store: Store, run_id: int, archs: list[str], metric: str) -> float:
-    rows = dict(store.con.execute(
-        "SELECT arch, seconds FROM scores WHERE run_id = ? AND metric = ?", [run_id, metric]
-    ).fetchall())
+    rows = dict(
+        store.con.execute(
+            "SELECT arch, seconds FROM scores WHERE run_id = ? AND metric = ?", [run_id, metric]
+        ).fetchall()
+    )
     return sum(rows[a] for a in archs)
 
 
@@ -276,23 +315,35 @@ def test_reuse_and_time_source_labels(store: Store) -> None:
     mixed = run_search(store, SearchRequest("nats-tss", n=30, repeats=1, seed=7)).repeats[0]
     assert (mixed.time_source, mixed.scored, mixed.stored) == ("mixed", 15, 15)
     assert mixed.summed_seconds == pytest.approx(
-        _stored_seconds(store, rid, sample[:15], "relu_count"), rel=1e-12, abs=0)
+        _stored_seconds(store, rid, sample[:15], "relu_count"), rel=1e-12, abs=0
+    )
     assert mixed.seconds == pytest.approx(mixed.measured_seconds + mixed.summed_seconds)
 
     # --no-reuse scores again; different settings (bytes per parameter) are not reused
     fresh = run_search(store, SearchRequest("nats-tss", n=30, repeats=1, seed=0, reuse=False))
     assert fresh.repeats[0].time_source == "measured" and fresh.repeats[0].stored == 0
-    other = run_search(store, SearchRequest("nats-tss", n=30, repeats=1, seed=0,
-                                            bytes_per_param=2.0))
+    other = run_search(
+        store, SearchRequest("nats-tss", n=30, repeats=1, seed=0, bytes_per_param=2.0)
+    )
     assert other.repeats[0].time_source == "measured"
     assert other.repeats[0].size_kb == 2 * r0.size_kb
 
 
 def test_naswot_reuse_needs_the_same_batch(store: Store) -> None:
     def run(k: int):  # type: ignore[no-untyped-def]
-        return run_search(store, SearchRequest("nats-sss", n=3, repeats=1, metric="naswot",
-                                               data="synthetic", batch_size=k, device="cpu",
-                                               seed=11)).repeats[0]
+        return run_search(
+            store,
+            SearchRequest(
+                "nats-sss",
+                n=3,
+                repeats=1,
+                metric="naswot",
+                data="synthetic",
+                batch_size=k,
+                device="cpu",
+                seed=11,
+            ),
+        ).repeats[0]
 
     a, b, c = run(8), run(8), run(10)
     assert (a.time_source, b.time_source, c.time_source) == ("measured", "summed", "measured")
@@ -308,50 +359,96 @@ def test_naswot_reuse_needs_the_same_batch(store: Store) -> None:
 def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
     r = invoke(runner, "truth", "sample", "--db", str(db))
     assert r.exit_code == 0, r.output
-    args = ["search", "nats-tss", "--algo", "random", "--n", "20", "--repeats", "4",
-            "--dataset", "cifar10-valid", "--population", "truth", "--penalty", "gdf",
-            "--seed", "5", "--db", str(db), "-f", "json"]
+    args = [
+        "search",
+        "nats-tss",
+        "--algo",
+        "random",
+        "--n",
+        "20",
+        "--repeats",
+        "4",
+        "--dataset",
+        "cifar10-valid",
+        "--population",
+        "truth",
+        "--penalty",
+        "gdf",
+        "--seed",
+        "5",
+        "--db",
+        str(db),
+        "-f",
+        "json",
+    ]
     invoke(runner, *args[:-2], "--repeats", "2", "--seed", "6")  # some scores to reuse
     r = invoke(runner, *args)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     run_id = out["search_run_id"]
-    assert set(out["repeats"][0]) >= {"arch", "relu_count", "relu_count_gdf", "params",
-                                      "size_kb", "accuracy", "seconds", "time_source"}
+    assert set(out["repeats"][0]) >= {
+        "arch",
+        "relu_count",
+        "relu_count_gdf",
+        "params",
+        "size_kb",
+        "accuracy",
+        "seconds",
+        "time_source",
+    }
     with Store.open(db, read_only=True) as s:
         q = s.con.execute
         # the summary, from search_choices
-        row = q("SELECT avg(accuracy), stddev_samp(accuracy), avg(size_kb), "
-                "stddev_samp(size_kb), avg(seconds), stddev_samp(seconds), count(*) "
-                "FROM search_choices WHERE run_id = ?", [run_id]).fetchone()
+        row = q(
+            "SELECT avg(accuracy), stddev_samp(accuracy), avg(size_kb), "
+            "stddev_samp(size_kb), avg(seconds), stddev_samp(seconds), count(*) "
+            "FROM search_choices WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
         sm = out["summary"]
-        for got, want in zip(row[:6], [sm["accuracy"]["mean"], sm["accuracy"]["std"],
-                                       sm["size_kb"]["mean"], sm["size_kb"]["std"],
-                                       sm["seconds"]["mean"], sm["seconds"]["std"]],
-                             strict=True):
+        for got, want in zip(
+            row[:6],
+            [
+                sm["accuracy"]["mean"],
+                sm["accuracy"]["std"],
+                sm["size_kb"]["mean"],
+                sm["size_kb"]["std"],
+                sm["seconds"]["mean"],
+                sm["seconds"]["std"],
+            ],
+            strict=True,
+        ):
             assert got == pytest.approx(want, rel=1e-9)
         assert row[6] == 4 == sm["repeats"]
         # each choice, from the candidates: argmax of the penalized value
-        choices = q("""
+        choices = q(
+            """
             SELECT c.repeat, c.arch FROM search_candidates c WHERE run_id = ?
             QUALIFY row_number() OVER (PARTITION BY repeat
                 ORDER BY rank_value DESC, params, arch) = 1 ORDER BY repeat""",
-                    [run_id]).fetchall()
+            [run_id],
+        ).fetchall()
         assert [a for _, a in choices] == [x["arch"] for x in out["repeats"]]
         # rank_value = value x gdf(size_kb / 1000; 0.2, 0.4), value as stored in scores
-        bad = q("""
+        bad = q(
+            """
             SELECT count(*) FROM search_candidates c
             JOIN scores s ON s.run_id = c.score_run_id AND s.arch = c.arch
                 AND s.metric = c.metric
             WHERE c.run_id = ? AND (s.value <> c.value OR abs(c.rank_value - c.value *
                 CASE WHEN c.size_kb / 1000 <= 0.2 THEN 1
                      ELSE exp(-0.5 * pow((c.size_kb / 1000 - 0.2) / 0.4, 2)) END)
-                > 1e-9 * c.value)""", [run_id]).fetchone()[0]
+                > 1e-9 * c.value)""",
+            [run_id],
+        ).fetchone()[0]
         assert bad == 0
-        assert q("SELECT count(*) FROM search_candidates WHERE run_id = ?",
-                 [run_id]).fetchone()[0] == 80
+        assert (
+            q("SELECT count(*) FROM search_candidates WHERE run_id = ?", [run_id]).fetchone()[0]
+            == 80
+        )
         # accuracy from the truth table, times from the candidates
-        rows = q("""
+        rows = q(
+            """
             WITH agg AS (
                 SELECT repeat,
                     coalesce(sum(seconds) FILTER (source = 'stored'), 0) AS summed,
@@ -368,7 +465,9 @@ def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
             JOIN agg a USING (repeat)
             JOIN truth t ON t.space = 'nats-tss' AND t.arch = ch.arch
                 AND t.dataset = 'cifar10-valid' AND t.split = 'valid'
-            WHERE ch.run_id = $1 ORDER BY ch.repeat""", [run_id]).fetchall()
+            WHERE ch.run_id = $1 ORDER BY ch.repeat""",
+            [run_id],
+        ).fetchall()
         assert len(rows) == 4
         for rep, acc, truth, secs, secs2, summed, summed2, ss, ss2, ts, ts2 in rows:
             assert acc == truth == out["repeats"][rep]["accuracy"]
@@ -376,8 +475,9 @@ def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
             assert summed == pytest.approx(summed2, rel=1e-12, abs=1e-15)
             assert ss == pytest.approx(ss2, rel=1e-12)
             assert ts == ts2 == out["repeats"][rep]["time_source"]
-        assert {x["time_source"] for x in out["repeats"]} >= {"mixed"} or \
-            {x["time_source"] for x in out["repeats"]} >= {"summed"}
+        assert {x["time_source"] for x in out["repeats"]} >= {"mixed"} or {
+            x["time_source"] for x in out["repeats"]
+        } >= {"summed"}
         kind, status = q("SELECT kind, status FROM runs WHERE run_id = ?", [run_id]).fetchone()
         assert (kind, status) == ("search", "completed")
 
@@ -385,11 +485,25 @@ def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def test_cli_table_and_csv_show_penalty_and_summary(runner: CliRunner, db: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_table_and_csv_show_penalty_and_summary(
+    runner: CliRunner, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "300")  # rich wraps tables to the terminal width
-    r = invoke(runner, "search", "nats-sss", "--n", "30", "--repeats", "3", "--penalty", "hsdf",
-               "--mu", "0.05", "--db", str(db))
+    r = invoke(
+        runner,
+        "search",
+        "nats-sss",
+        "--n",
+        "30",
+        "--repeats",
+        "3",
+        "--penalty",
+        "hsdf",
+        "--mu",
+        "0.05",
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 0, r.output
     assert "hsdf(mu=0.05 MB, sigma=0.4 MB)" in r.stdout
     assert "relu_count_hsdf" in r.stdout and "Mean ± std over 3 repeats" in r.stdout
@@ -397,39 +511,68 @@ def test_cli_table_and_csv_show_penalty_and_summary(runner: CliRunner, db: Path,
     r = invoke(runner, "search", "--show", "latest", "--db", str(db), "-f", "csv")
     assert r.exit_code == 0, r.output
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows[0] == ["repeat", "arch", "relu_count", "relu_count_hsdf", "params", "size_kb",
-                       "accuracy", "seconds", "time_source"]
+    assert rows[0] == [
+        "repeat",
+        "arch",
+        "relu_count",
+        "relu_count_hsdf",
+        "params",
+        "size_kb",
+        "accuracy",
+        "seconds",
+        "time_source",
+    ]
     assert [x[0] for x in rows[1:]] == ["0", "1", "2", "mean", "std"]
     sizes = [float(x[5]) for x in rows[1:4]]
     assert float(rows[4][5]) == pytest.approx(np.mean(sizes))
     assert float(rows[5][5]) == pytest.approx(np.std(sizes, ddof=1))
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["nats-tss", "--algo", "annealing"], 2,
-     "Error: Unknown search algorithm 'annealing'. Choose one of: random, two-stage, evolution."),
-    (["nats-tss", "--n", "20000"], 2, "--n 20000 is larger than the nats-tss space"),
-    (["nats-tss", "--n", "0"], 2, "--n must be at least 1"),
-    (["nats-tss", "--algo", "two-stage", "--keep", "0", "--data", "synthetic"], 2,
-     "--keep must be a fraction in (0, 1] (got 0.0)"),
-    (["nats-tss", "--algo", "two-stage", "--keep", "1.5", "--data", "synthetic"], 2,
-     "--keep must be a fraction in (0, 1] (got 1.5)"),
-    (["nats-tss", "--population", "truth"], 2, "--population truth needs --dataset"),
-    (["nats-tss", "--algo", "two-stage", "--metric", "relu_count"], 2,
-     "--filter-metric and --metric are both relu_count."),
-    (["nats-tss", "--dataset", "mnist"], 2, "Unknown dataset 'mnist'"),
-    (["nats-tss", "--metric", "params", "--penalty", "gdf"], 2, "params is lower-is-better"),
-    (["nats-tss", "--penalty", "box"], 2, "Unknown size penalty 'box'"),
-    (["nats-tss", "--penalty", "gdf", "--sigma", "0"], 2, "sigma must be finite and > 0"),
-    (["nats-tss", "--metric", "naswot"], 2, "naswot needs input images"),
-    (["nats-tss", "--metric", "zen"], 2, "Unknown metric 'zen'"),
-    (["nats-tss", "--algo", "evolution", "--ea-sample", "11"], 2, "--ea-sample must be"),
-    (["nats-tss", "--dataset", "cifar10-valid", "--population", "truth"], 4,
-     "No ground truth for nats-tss on cifar10-valid (valid)"),
-    (["nats-xyz"], 2, "Unknown search space 'nats-xyz'"),
-])
-def test_cli_errors_one_line_and_exit_code(runner: CliRunner, db: Path, args, code,
-                                           message) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["nats-tss", "--algo", "annealing"],
+            2,
+            "Error: Unknown search algorithm 'annealing'. "
+            "Choose one of: random, two-stage, evolution.",
+        ),
+        (["nats-tss", "--n", "20000"], 2, "--n 20000 is larger than the nats-tss space"),
+        (["nats-tss", "--n", "0"], 2, "--n must be at least 1"),
+        (
+            ["nats-tss", "--algo", "two-stage", "--keep", "0", "--data", "synthetic"],
+            2,
+            "--keep must be a fraction in (0, 1] (got 0.0)",
+        ),
+        (
+            ["nats-tss", "--algo", "two-stage", "--keep", "1.5", "--data", "synthetic"],
+            2,
+            "--keep must be a fraction in (0, 1] (got 1.5)",
+        ),
+        (["nats-tss", "--population", "truth"], 2, "--population truth needs --dataset"),
+        (
+            ["nats-tss", "--algo", "two-stage", "--metric", "relu_count"],
+            2,
+            "--filter-metric and --metric are both relu_count.",
+        ),
+        (["nats-tss", "--dataset", "mnist"], 2, "Unknown dataset 'mnist'"),
+        (["nats-tss", "--metric", "params", "--penalty", "gdf"], 2, "params is lower-is-better"),
+        (["nats-tss", "--penalty", "box"], 2, "Unknown size penalty 'box'"),
+        (["nats-tss", "--penalty", "gdf", "--sigma", "0"], 2, "sigma must be finite and > 0"),
+        (["nats-tss", "--metric", "naswot"], 2, "naswot needs input images"),
+        (["nats-tss", "--metric", "zen"], 2, "Unknown metric 'zen'"),
+        (["nats-tss", "--algo", "evolution", "--ea-sample", "11"], 2, "--ea-sample must be"),
+        (
+            ["nats-tss", "--dataset", "cifar10-valid", "--population", "truth"],
+            4,
+            "No ground truth for nats-tss on cifar10-valid (valid)",
+        ),
+        (["nats-xyz"], 2, "Unknown search space 'nats-xyz'"),
+    ],
+)
+def test_cli_errors_one_line_and_exit_code(
+    runner: CliRunner, db: Path, args, code, message
+) -> None:  # type: ignore[no-untyped-def]
     r = invoke(runner, "search", *args, "--db", str(db))
     assert r.exit_code == code, r.output
     assert message in r.stderr
@@ -441,11 +584,24 @@ def test_cli_errors_one_line_and_exit_code(runner: CliRunner, db: Path, args, co
 
 def test_cli_n_larger_than_truth_population(runner: CliRunner, db: Path) -> None:
     invoke(runner, "truth", "sample", "--db", str(db))
-    r = invoke(runner, "search", "nats-tss", "--n", "1000", "--dataset", "cifar10-valid",
-               "--population", "truth", "--db", str(db))
+    r = invoke(
+        runner,
+        "search",
+        "nats-tss",
+        "--n",
+        "1000",
+        "--dataset",
+        "cifar10-valid",
+        "--population",
+        "truth",
+        "--db",
+        str(db),
+    )
     assert r.exit_code == 2
-    assert ("Error: --n 1000 is larger than the population (724 architectures of nats-tss with "
-            "cifar10-valid valid truth), which has 724 architectures.") in r.stderr
+    assert (
+        "Error: --n 1000 is larger than the population (724 architectures of nats-tss with "
+        "cifar10-valid valid truth), which has 724 architectures."
+    ) in r.stderr
     r = invoke(runner, "search", "--show", "1", "--db", str(db))
     assert r.exit_code == 3  # no run 1 (truth loads are not runs)
     invoke(runner, "score", "nats-tss", "--n", "5", "--db", str(db))
@@ -459,12 +615,36 @@ def test_cli_n_larger_than_truth_population(runner: CliRunner, db: Path) -> None
 def test_top_penalty_ranks_by_metric_times_penalty(runner: CliRunner, db: Path) -> None:
     r = invoke(runner, "score", "nats-tss", "--n", "300", "--seed", "2", "--db", str(db))
     assert r.exit_code == 0, r.output
-    r = invoke(runner, "top", "--k", "6", "--penalty", "gdf", "--mu", "0.1", "--sigma", "0.2",
-               "--max-kb", "500", "--db", str(db), "-f", "json")
+    r = invoke(
+        runner,
+        "top",
+        "--k",
+        "6",
+        "--penalty",
+        "gdf",
+        "--mu",
+        "0.1",
+        "--sigma",
+        "0.2",
+        "--max-kb",
+        "500",
+        "--db",
+        str(db),
+        "-f",
+        "json",
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
-    assert list(rows[0]) == ["arch", "relu_count_gdf", "relu_count", "factor", "status",
-                             "params", "size_kb", "penalty"]
+    assert list(rows[0]) == [
+        "arch",
+        "relu_count_gdf",
+        "relu_count",
+        "factor",
+        "status",
+        "params",
+        "size_kb",
+        "penalty",
+    ]
     sample = [a for a in TSS.sample(300, 2) if TSS.costs(a).params / 1000 <= 500]
 
     def pen(a: str) -> float:
@@ -497,17 +677,22 @@ def test_top_penalty_on_a_penalized_score_run_is_refused(runner: CliRunner, db: 
     r = invoke(runner, "top", "--metric", "relu_count_gdf", "--penalty", "gdf", "--db", str(db))
     assert r.exit_code == 2 and "already size-penalized" in r.stderr
     # the stored penalized rows and the on-the-fly ranking agree
-    stored = json.loads(invoke(runner, "top", "--metric", "relu_count_gdf", "--k", "5",
-                               "--db", str(db), "-f", "json").stdout)
-    fly = json.loads(invoke(runner, "top", "--penalty", "gdf", "--k", "5", "--db", str(db),
-                            "-f", "json").stdout)
+    stored = json.loads(
+        invoke(
+            runner, "top", "--metric", "relu_count_gdf", "--k", "5", "--db", str(db), "-f", "json"
+        ).stdout
+    )
+    fly = json.loads(
+        invoke(runner, "top", "--penalty", "gdf", "--k", "5", "--db", str(db), "-f", "json").stdout
+    )
     assert [x["arch"] for x in stored] == [x["arch"] for x in fly]
     for a, b in zip(stored, fly, strict=True):
         assert math.isclose(a["relu_count_gdf"], b["relu_count_gdf"], rel_tol=1e-12)
 
 
-def test_interrupted_search_keeps_finished_repeats(store: Store,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_search_keeps_finished_repeats(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nasfilter.engine import RunInterrupted
     from nasfilter.search import runner
 

@@ -55,12 +55,14 @@ def top_candidates(
         pen = penalty_settings(get_penalty(penalty).name, mu, sigma)
         if not meta[metric]["higher_is_better"]:
             raise UsageError(
-                f"A size penalty multiplies a higher-is-better score; {metric} is "
-                "lower-is-better.", "Drop --penalty or choose another --metric.",
+                f"A size penalty multiplies a higher-is-better score; {metric} is lower-is-better.",
+                "Drop --penalty or choose another --metric.",
             )
         if meta[metric]["path"] == "penalized":
-            raise UsageError(f"{metric} is already size-penalized.",
-                             "Pass its base metric with --penalty, or drop --penalty.")
+            raise UsageError(
+                f"{metric} is already size-penalized.",
+                "Pass its base metric with --penalty, or drop --penalty.",
+            )
     direction = "DESC" if meta[metric]["higher_is_better"] else "ASC"
     budget = "" if max_kb is None else f"\n  AND z.value <= {float(max_kb)!r}"
     col = '"' + metric.replace('"', '""') + '"'
@@ -79,15 +81,18 @@ LIMIT {int(k)}"""
     return _penalized_top(store, select, metric, k, pen)
 
 
-def _penalized_top(store: Store, select: str, metric: str, k: int,
-                   pen: dict[str, Any]) -> TopResult:
+def _penalized_top(
+    store: Store, select: str, metric: str, k: int, pen: dict[str, Any]
+) -> TopResult:
     from nasfilter.penalties import penalized, penalty_factor
 
     name, mu, sigma = pen["penalty"], pen["mu"], pen["sigma"]
     ranked = f"{metric}_{name}"
-    sql = (f"{select}\n-- then, in Python: {ranked} = {metric} x {name}(size_kb / 1000; "
-           f"mu={mu:g}, sigma={sigma:g}), ranked by it descending (NaN last), then params, "
-           f"arch; first {int(k)}")
+    sql = (
+        f"{select}\n-- then, in Python: {ranked} = {metric} x {name}(size_kb / 1000; "
+        f"mu={mu:g}, sigma={sigma:g}), ranked by it descending (NaN last), then params, "
+        f"arch; first {int(k)}"
+    )
     _, rows = store.query(select)
     if not rows:
         cols = ["arch", ranked, metric, "factor", "status", "params", "size_kb", "penalty"]
@@ -98,11 +103,26 @@ def _penalized_top(store: Store, select: str, metric: str, k: int,
     pvals = np.asarray(penalized(values, size_mb, name, mu, sigma), dtype=float)
     order = sorted(
         range(len(rows)),
-        key=lambda i: (bool(np.isnan(pvals[i])), 0.0 if np.isnan(pvals[i]) else -pvals[i],
-                       rows[i][3], rows[i][0]),
+        key=lambda i: (
+            bool(np.isnan(pvals[i])),
+            0.0 if np.isnan(pvals[i]) else -pvals[i],
+            rows[i][3],
+            rows[i][0],
+        ),
     )[:k]
     label = f"{name}(mu={mu:g}, sigma={sigma:g})"
-    out = [(rows[i][0], float(pvals[i]), rows[i][1], float(factor[i]), rows[i][2], rows[i][3],
-            rows[i][4], label) for i in order]
+    out = [
+        (
+            rows[i][0],
+            float(pvals[i]),
+            rows[i][1],
+            float(factor[i]),
+            rows[i][2],
+            rows[i][3],
+            rows[i][4],
+            label,
+        )
+        for i in order
+    ]
     cols = ["arch", ranked, metric, "factor", "status", "params", "size_kb", "penalty"]
     return TopResult(cols, out, sql, pen)

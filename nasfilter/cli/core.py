@@ -278,8 +278,11 @@ def top(
     metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "relu_count",
     penalty: Annotated[
         str | None,
-        typer.Option("--penalty", help="Rank by metric x a size penalty of the stored size_kb: "
-                     "gdf, hsdf or rdf (size in MB = size_kb / 1000)."),
+        typer.Option(
+            "--penalty",
+            help="Rank by metric x a size penalty of the stored size_kb: "
+            "gdf, hsdf or rdf (size in MB = size_kb / 1000).",
+        ),
     ] = None,
     mu: Annotated[float, typer.Option("--mu", help="Penalty target size in MB.")] = 0.2,
     sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
@@ -298,14 +301,13 @@ def top(
 
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        res = top_candidates(store, run_id, metric, k, max_kb, penalty=penalty, mu=mu,
-                             sigma=sigma)
+        res = top_candidates(store, run_id, metric, k, max_kb, penalty=penalty, mu=mu, sigma=sigma)
     if show_sql:
         err_console.print(res.sql, markup=False, highlight=False)
     by = metric
     if res.penalty is not None:
         p = res.penalty
-        by = (f"{metric} x {p['penalty']}(size; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)")
+        by = f"{metric} x {p['penalty']}(size; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)"
     title = f"Top {k} of run {run_id} by {by}" + (
         f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
     )

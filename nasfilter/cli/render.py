@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console()
+# Piped output is not cut to 80 columns: tables are only as wide as their content.
+console = Console(width=None if sys.stdout.isatty() else 400)
 err_console = Console(stderr=True)
 
 
@@ -70,7 +71,8 @@ def render(
 
     t = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
-        t.add_column(c, overflow="fold")
+        # identities are long and must stay copy-pasteable: never wrap them
+        t.add_column(c, overflow="fold", no_wrap=c == "arch")
     for r in rows:
         t.add_row(*(_cell(v) for v in r))
     console.print(t)

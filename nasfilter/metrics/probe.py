@@ -2,8 +2,8 @@
 
 ``ModelProbe`` runs a network once on a batch and records, for every ReLU call (the
 ``nn.ReLU`` modules and the functional forms ``F.relu``, ``torch.relu``,
-``Tensor.relu`` and their in-place variants, intercepted with a ``TorchFunctionMode``
-that sees each call's input before an in-place ReLU overwrites it):
+``Tensor.relu`` and their in-place variants, intercepted with a ``TorchFunctionMode``;
+each call is counted once):
 
 - the number of elements entering it per sample (summed: N_A, ``relu_count``);
 - optionally, the NASWOT kernel K_H = C Cᵀ + (1−C)(1−C)ᵀ of the binary codes
@@ -28,11 +28,21 @@ float32 ``mm``); elsewhere, or if that kernel is missing, a float32 product (exa
 0/1 products summed below 2**24, larger calls are split). G is summed in int64/float64
 and K_H built once, in float64, after the pass. A tensor that enters several ReLUs
 unchanged (a cell node feeding several ``ReLU-Conv-BN`` edges) has the same codes each
-time, so its Gram product is computed once and added once per call.
+time, so its Gram product is computed once and added once per call (the tensor's
+identity and version counter, read before the call, are checked). Codes go to a
+boolean buffer reused across calls of the same shape.
+
+On CPU most of a pass is the network's own forward; ``retain_freed_memory`` (which the
+engine applies) removes the page faults glibc's allocator otherwise adds to it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +65,9 @@ _F32_EXACT = 1 << 24
 #: How many recent ReLU inputs are remembered to reuse their Gram product.
 _SEEN_MAX = 8
 
+#: Code buffers kept between calls, in bytes at most (per thread).
+_BUFFER_MAX = 1 << 26
+
 _INT_MM_OK: dict[str, bool] = {}
 
 
@@ -74,6 +87,58 @@ def _int_mm_works(device: torch.device) -> bool:
                 ok = False
         _INT_MM_OK[kind] = ok
     return _INT_MM_OK[kind]
+
+
+_BUFFERS = threading.local()
+
+_M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_ALLOCATOR: dict[str, bool] = {}
+
+
+def retain_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse (process-wide, once).
+
+    A forward pass allocates and frees many activation-sized blocks. By default glibc
+    hands large freed blocks back to the kernel (``munmap``, heap trimming) and every
+    later allocation page-faults them in again: on a 2-core CPU that costs a quarter of a
+    NATS-Bench forward pass at K = 128. With blocks up to 32 MiB served from the heap and
+    up to 1 GiB of free heap kept, the pages stay mapped; peak RSS does not change (the
+    process returns to the same peak every pass), it just does not drop between passes.
+    The engine calls this for CPU runs; ``nasfilter.metrics.naswot`` does not (it would
+    change the caller's process). Set ``NASFILTER_KEEP_FREED_MEMORY=0`` to skip it.
+    Returns whether it applies (False off glibc).
+    """
+    if "ok" not in _ALLOCATOR:
+        ok = False
+        if sys.platform.startswith("linux") and os.environ.get(
+            "NASFILTER_KEEP_FREED_MEMORY", "1"
+        ).strip() not in ("0", "false", "no"):
+            try:
+                mallopt = ctypes.CDLL("libc.so.6").mallopt
+                ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
+                ok = mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1 and ok
+            except (OSError, AttributeError):
+                ok = False
+        _ALLOCATOR["ok"] = ok
+    return _ALLOCATOR["ok"]
+
+
+def _codes_buffer(batch: int, per_sample: int, device: torch.device) -> torch.Tensor:
+    """A reusable boolean (batch, per_sample) tensor for one call's codes (per thread;
+    one per shape and device, so a network's few activation shapes cost a few MB once)."""
+    cache: dict[tuple[str, int, int], torch.Tensor] | None = getattr(_BUFFERS, "cache", None)
+    if cache is None:
+        cache = _BUFFERS.cache = {}
+    key = (str(device), batch, per_sample)
+    buf = cache.get(key)
+    if buf is None:
+        buf = torch.empty(batch, per_sample, dtype=torch.bool, device=device)
+        if sum(b.numel() for b in cache.values()) + buf.numel() > _BUFFER_MAX:
+            cache.clear()
+        if buf.numel() <= _BUFFER_MAX:
+            cache[key] = buf
+    return buf
 
 
 class _ReluMode(TorchFunctionMode):
@@ -117,8 +182,10 @@ class ModelProbe:
         self._relu_calls = 0
         self._skipped_calls = 0
         self._flops = 0
-        self._gram: torch.Tensor | None = None  # Σ C Cᵀ (int64 or float64)
-        self._seen: OrderedDict[int, tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
+        self._gram: torch.Tensor | None = None  # Σ C Cᵀ (int64 on the int8 path, else float64)
+        self._seen: OrderedDict[int, tuple[weakref.ref[torch.Tensor], int, torch.Tensor]] = (
+            OrderedDict()
+        )
         self._reused = 0
         self._int_mm = False
         self.output: Any = None
@@ -137,33 +204,36 @@ class ModelProbe:
         key, version = id(x), x._version  # read before an in-place ReLU changes them
         hit = self._seen.get(key)
         out = call()
-        if hit is not None and hit[0] is x and hit[1] == version:
+        if hit is not None and hit[0]() is x and hit[1] == version:
             self._seen.move_to_end(key)
             self._reused += 1
             gram = hit[2]
         else:
             if isinstance(out, torch.Tensor) and out.shape == x.shape:
-                # relu(x) != 0 exactly where x > 0, and the nonzero test is several times
-                # cheaper than a comparison; in-place ReLUs leave only the output anyway.
-                codes = out.detach().reshape(self.batch, per_sample).to(torch.bool)
+                # relu(x) != 0 exactly where x > 0, and the nonzero test (a conversion to
+                # bool) is several times cheaper than a comparison; in-place ReLUs leave
+                # only the output anyway. The codes go to a reused buffer.
+                codes = _codes_buffer(self.batch, per_sample, out.device)
+                codes.copy_(out.detach().reshape(self.batch, per_sample))
             else:
                 codes = x.detach().reshape(self.batch, per_sample) > 0
             gram = self._gram_of(codes)
-            # The reference to x keeps its id from being reused while remembered.
-            self._seen[key] = (x, version, gram)
+            # A weak reference: a freed tensor's id may be reused, but then the
+            # reference is dead and does not match; x's lifetime is not extended.
+            self._seen[key] = (weakref.ref(x), version, gram)
             if len(self._seen) > _SEEN_MAX:
                 self._seen.popitem(last=False)
         if self._gram is None:
-            self._gram = gram.clone()
-        else:
-            self._gram += gram
+            dtype = torch.int64 if gram.dtype == torch.int32 else gram.dtype
+            self._gram = torch.zeros(gram.shape, dtype=dtype, device=gram.device)
+        self._gram += gram
         return out
 
     def _gram_of(self, codes: torch.Tensor) -> torch.Tensor:
-        """C Cᵀ of boolean codes (K x M), exactly: int64 or float64, K x K."""
+        """C Cᵀ of boolean codes (K x M), exactly: int32 or float64, K x K."""
         if self._int_mm:
             c8 = codes.view(torch.int8)
-            return torch._int_mm(c8, c8.T).to(torch.int64)
+            return torch._int_mm(c8, c8.T)
         total: torch.Tensor | None = None
         for start in range(0, codes.shape[1], _F32_EXACT - 1):
             c = codes[:, start : start + _F32_EXACT - 1].to(torch.float32)

@@ -102,16 +102,19 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
 
     space = get_space(req.space)
     if req.algo not in ALGORITHMS:
-        raise UsageError(f"Unknown search algorithm {req.algo!r}.",
-                         f"Choose one of: {', '.join(ALGORITHMS)}.")
+        raise UsageError(
+            f"Unknown search algorithm {req.algo!r}.", f"Choose one of: {', '.join(ALGORITHMS)}."
+        )
     if req.n < 1:
         raise SampleSizeError(f"--n must be at least 1 (got {req.n}).")
     if req.repeats < 1:
         raise UsageError(f"--repeats must be at least 1 (got {req.repeats}).")
     keep = float(req.keep)
     if not (math.isfinite(keep) and 0.0 < keep <= 1.0):
-        raise UsageError(f"--keep must be a fraction in (0, 1] (got {req.keep!r}).",
-                         "Pass e.g. --keep 0.1 to keep the top 10%.")
+        raise UsageError(
+            f"--keep must be a fraction in (0, 1] (got {req.keep!r}).",
+            "Pass e.g. --keep 0.1 to keep the top 10%.",
+        )
     if req.ea_population < 1:
         raise UsageError(f"--ea-population must be at least 1 (got {req.ea_population}).")
     if not 1 <= req.ea_sample <= req.ea_population:
@@ -120,9 +123,11 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
             f"(got {req.ea_sample})."
         )
     if req.population not in POPULATIONS:
-        raise UsageError(f"Unknown --population {req.population!r}.",
-                         "Choose 'space' (every architecture) or 'truth' (those with ground "
-                         "truth for --dataset).")
+        raise UsageError(
+            f"Unknown --population {req.population!r}.",
+            "Choose 'space' (every architecture) or 'truth' (those with ground "
+            "truth for --dataset).",
+        )
     dataset = canonical_dataset(req.dataset) if req.dataset is not None else None
     if req.split is not None and req.split not in SPLITS:
         raise UsageError(f"Unknown --split {req.split!r}.", f"Choose one of: {', '.join(SPLITS)}.")
@@ -136,8 +141,10 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
     if req.algo == "two-stage":
         filter_metric = get_metric(req.filter_metric)
         if filter_metric == metric:
-            raise UsageError(f"--filter-metric and --metric are both {metric.name}.",
-                             "Two stages need two metrics, e.g. relu_count then naswot.")
+            raise UsageError(
+                f"--filter-metric and --metric are both {metric.name}.",
+                "Two stages need two metrics, e.g. relu_count then naswot.",
+            )
         stages = [filter_metric, metric]
     penalty = None
     if req.penalty is not None:
@@ -148,7 +155,8 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
             if not m.higher_is_better:
                 raise UsageError(
                     f"A size penalty multiplies a higher-is-better score; {m.name} is "
-                    "lower-is-better.", "Drop --penalty or choose another --metric.",
+                    "lower-is-better.",
+                    "Drop --penalty or choose another --metric.",
                 )
     score_requests = {m.name: asdict(score_request(req, m.name)) for m in stages}
     from nasfilter import engine
@@ -186,9 +194,16 @@ def score_request(req: SearchRequest, metric: str) -> Any:
     from nasfilter.engine import ScoreRequest
 
     return ScoreRequest(
-        space=req.space, n=1, metrics=metric, seed=req.score_seed, data=req.data,
-        data_dir=req.data_dir, batch_size=req.batch_size, device=req.device,
-        bn_mode=req.bn_mode, bytes_per_param=req.bytes_per_param,
+        space=req.space,
+        n=1,
+        metrics=metric,
+        seed=req.score_seed,
+        data=req.data,
+        data_dir=req.data_dir,
+        batch_size=req.batch_size,
+        device=req.device,
+        bn_mode=req.bn_mode,
+        bytes_per_param=req.bytes_per_param,
     )
 
 
@@ -291,8 +306,11 @@ class Population:
 
     def check(self, n: int, what: str = "--n") -> None:
         if n > self.size:
-            where = (f"the {self.space.name} space" if self.members is None
-                     else f"the population ({self.label})")
+            where = (
+                f"the {self.space.name} space"
+                if self.members is None
+                else f"the population ({self.label})"
+            )
             raise SampleSizeError(
                 f"{what} {n} is larger than {where}, which has {self.size:,} architectures.",
                 f"Use {what} {self.size} or less.",
@@ -353,8 +371,15 @@ class Evaluator:
     Values this evaluator scores are added to ``stored`` for later repeats.
     """
 
-    def __init__(self, store: Store, space: str, planned: PlannedScore, budget: int,
-                 stored: dict[str, Evaluation] | None, command: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        space: str,
+        planned: PlannedScore,
+        budget: int,
+        stored: dict[str, Evaluation] | None,
+        command: str | None = None,
+    ) -> None:
         self.store = store
         self.space = space
         self.planned = planned
@@ -405,8 +430,9 @@ class Evaluator:
         got = fetch_scores(self.store, self.planned.metric, [self.run_id], archs, "scored")
         lost = [a for a in archs if a not in got]
         if lost:  # pragma: no cover - the engine stores every architecture it scores
-            raise NasfilterError(f"Score run {self.run_id} holds no {self.planned.metric} "
-                                 f"for {lost[0]}.")
+            raise NasfilterError(
+                f"Score run {self.run_id} holds no {self.planned.metric} for {lost[0]}."
+            )
         return got
 
     def _run_n(self) -> int:
@@ -415,8 +441,9 @@ class Evaluator:
         return max(1, min(self.budget, get_space(self.space).size))
 
 
-def fetch_scores(store: Store, metric: str, run_ids: list[int], archs: list[str] | None,
-                 source: str) -> dict[str, Evaluation]:
+def fetch_scores(
+    store: Store, metric: str, run_ids: list[int], archs: list[str] | None, source: str
+) -> dict[str, Evaluation]:
     """Stored values of ``metric`` (with params and size_kb of the same run) in runs
     ``run_ids``, for ``archs`` (None: all); the earliest run wins."""
     import pyarrow as pa
@@ -443,16 +470,24 @@ QUALIFY row_number() OVER (PARTITION BY s.arch ORDER BY s.run_id) = 1""",
         if archs is not None:
             con.unregister("_nf_want")
     return {
-        a: Evaluation(a, metric, float(v) if v is not None else math.nan,
-                      st, float(sec), int(p), float(z), int(rid), source)
+        a: Evaluation(
+            a,
+            metric,
+            float(v) if v is not None else math.nan,
+            st,
+            float(sec),
+            int(p),
+            float(z),
+            int(rid),
+            source,
+        )
         for a, rid, v, st, sec, p, z in rows
     }
 
 
 def stored_scores(store: Store, space: str, planned: PlannedScore) -> dict[str, Evaluation]:
     """Every reusable stored value for ``planned`` (earliest matching run first)."""
-    return fetch_scores(store, planned.metric, matching_runs(store, space, planned), None,
-                        "stored")
+    return fetch_scores(store, planned.metric, matching_runs(store, space, planned), None, "stored")
 
 
 def _replace_source(ev: Evaluation, source: str) -> Evaluation:
@@ -525,10 +560,14 @@ class RepeatContext:
 
     def evaluator(self, metric: str, budget: int, stage: str) -> Evaluator:
         ev = Evaluator(
-            self.store, self.settings["space"], self.planned[metric], budget,
+            self.store,
+            self.settings["space"],
+            self.planned[metric],
+            budget,
             self.stored[metric] if self.stored is not None else None,
-            command=(f"nasfilter search (run {self.search_run_id}, repeat {self.repeat}, "
-                     f"stage {stage})"),
+            command=(
+                f"nasfilter search (run {self.search_run_id}, repeat {self.repeat}, stage {stage})"
+            ),
         )
         self.evaluators.append(ev)
         return ev
@@ -536,13 +575,19 @@ class RepeatContext:
     def ranker(self, metric: str) -> Ranker:
         return Ranker(self.planned[metric].higher_is_better, self.settings["penalty"])
 
-    def record(self, stage: str, evs: Sequence[Evaluation], ranker: Ranker,
-               parents: Sequence[str | None] | None = None) -> list[Candidate]:
+    def record(
+        self,
+        stage: str,
+        evs: Sequence[Evaluation],
+        ranker: Ranker,
+        parents: Sequence[str | None] | None = None,
+    ) -> list[Candidate]:
         start = sum(1 for c in self.candidates if c.stage == stage)
         out = []
         for i, ev in enumerate(evs):
-            c = Candidate(stage, start + i, ev, ranker.value(ev),
-                          parents[i] if parents is not None else None)
+            c = Candidate(
+                stage, start + i, ev, ranker.value(ev), parents[i] if parents is not None else None
+            )
             out.append(c)
         self.candidates.extend(out)
         return out
@@ -589,6 +634,10 @@ def resolve_split(store: Store, space: str, dataset: str, split: str | None) -> 
 
 def truth_available(store: Store, space: str) -> list[tuple[str, str, int]]:
     """(dataset, split, architectures) of the truth held for ``space``."""
-    return [(d, s, int(n)) for d, s, n in store.con.execute(
-        "SELECT dataset, split, count(*) FROM truth WHERE space = ? GROUP BY ALL ORDER BY ALL",
-        [space]).fetchall()]
+    return [
+        (d, s, int(n))
+        for d, s, n in store.con.execute(
+            "SELECT dataset, split, count(*) FROM truth WHERE space = ? GROUP BY ALL ORDER BY ALL",
+            [space],
+        ).fetchall()
+    ]

@@ -40,12 +40,42 @@ ALGORITHM_FUNCS: dict[str, Algorithm] = {
     "evolution": evolution.run,
 }
 
-CANDIDATE_COLS = ("run_id", "repeat", "stage", "step", "arch", "parent", "metric",
-                  "score_run_id", "value", "status", "rank_value", "params", "size_kb",
-                  "seconds", "source")
-CHOICE_COLS = ("run_id", "repeat", "arch", "metric", "value", "rank_value", "params",
-               "size_kb", "accuracy", "seconds", "measured_seconds", "summed_seconds",
-               "score_seconds", "time_source", "evaluations", "scored", "stored")
+CANDIDATE_COLS = (
+    "run_id",
+    "repeat",
+    "stage",
+    "step",
+    "arch",
+    "parent",
+    "metric",
+    "score_run_id",
+    "value",
+    "status",
+    "rank_value",
+    "params",
+    "size_kb",
+    "seconds",
+    "source",
+)
+CHOICE_COLS = (
+    "run_id",
+    "repeat",
+    "arch",
+    "metric",
+    "value",
+    "rank_value",
+    "params",
+    "size_kb",
+    "accuracy",
+    "seconds",
+    "measured_seconds",
+    "summed_seconds",
+    "score_seconds",
+    "time_source",
+    "evaluations",
+    "scored",
+    "stored",
+)
 
 
 @dataclass
@@ -84,14 +114,27 @@ class SearchResult:
             d: dict[str, Any] = {"repeat": r.repeat, "arch": r.arch, s["metric"]: _num(r.value)}
             if s["penalty"]:
                 d[s["rank_by"]] = _num(r.rank_value)
-            d.update(params=r.params, size_kb=r.size_kb, accuracy=r.accuracy,
-                     seconds=r.seconds, time_source=r.time_source,
-                     measured_seconds=r.measured_seconds, summed_seconds=r.summed_seconds,
-                     score_seconds=r.score_seconds, evaluations=r.evaluations,
-                     scored=r.scored, stored=r.stored)
+            d.update(
+                params=r.params,
+                size_kb=r.size_kb,
+                accuracy=r.accuracy,
+                seconds=r.seconds,
+                time_source=r.time_source,
+                measured_seconds=r.measured_seconds,
+                summed_seconds=r.summed_seconds,
+                score_seconds=r.score_seconds,
+                evaluations=r.evaluations,
+                scored=r.scored,
+                stored=r.stored,
+            )
             reps.append(d)
-        return {"search_run_id": self.run_id, "settings": s, "repeats": reps,
-                "summary": self.summary, "notes": self.notes}
+        return {
+            "search_run_id": self.run_id,
+            "settings": s,
+            "repeats": reps,
+            "summary": self.summary,
+            "notes": self.notes,
+        }
 
 
 def _num(v: float | None) -> float | None:
@@ -119,13 +162,15 @@ def summarize(settings: dict[str, Any], repeats: list[RepeatResult]) -> dict[str
     }
     if settings.get("penalty"):
         out[settings["rank_by"]] = stats([r.rank_value for r in repeats])
-    out["time_source"] = {k: sum(1 for r in repeats if r.time_source == k)
-                          for k in ("measured", "summed", "mixed")}
+    out["time_source"] = {
+        k: sum(1 for r in repeats if r.time_source == k) for k in ("measured", "summed", "mixed")
+    }
     return out
 
 
-def resolve_population(store: Store, settings: dict[str, Any],
-                       accuracy: dict[str, float]) -> Population:
+def resolve_population(
+    store: Store, settings: dict[str, Any], accuracy: dict[str, float]
+) -> Population:
     from nasfilter.spaces import get_space
 
     space = get_space(settings["space"])
@@ -138,9 +183,12 @@ def resolve_population(store: Store, settings: dict[str, Any],
             "Load some with `nasfilter truth ...` (e.g. the shipped sample), or use "
             "--population space.",
         )
-    return Population(space, list(accuracy),
-                      label=f"{len(accuracy):,} architectures of {space.name} with "
-                            f"{settings['dataset']} {settings['split']} truth")
+    return Population(
+        space,
+        list(accuracy),
+        label=f"{len(accuracy):,} architectures of {space.name} with "
+        f"{settings['dataset']} {settings['split']} truth",
+    )
 
 
 def run_search(
@@ -153,10 +201,10 @@ def run_search(
     settings = plan_search(req)
     accuracy: dict[str, float] = {}
     if settings["dataset"]:
-        settings["split"] = resolve_split(store, settings["space"], settings["dataset"],
-                                          settings["split"])
-        accuracy = truth_accuracy(store, settings["space"], settings["dataset"],
-                                  settings["split"])
+        settings["split"] = resolve_split(
+            store, settings["space"], settings["dataset"], settings["split"]
+        )
+        accuracy = truth_accuracy(store, settings["space"], settings["dataset"], settings["split"])
     settings["truth_held"] = [list(t) for t in truth_available(store, settings["space"])]
     population = resolve_population(store, settings, accuracy)
     if settings["algo"] == "evolution":
@@ -169,16 +217,20 @@ def run_search(
     planned = {m: plan_score(r, m) for m, r in settings["score_requests"].items()}
     settings["reuse_keys"] = {m: json.loads(p.key) for m, p in planned.items()}
     run_id = _create_search_run(store, settings, command)
-    stored = ({m: stored_scores(store, settings["space"], p) for m, p in planned.items()}
-              if settings["reuse"] else None)
+    stored = (
+        {m: stored_scores(store, settings["space"], p) for m, p in planned.items()}
+        if settings["reuse"]
+        else None
+    )
     algo = ALGORITHM_FUNCS[settings["algo"]]
     status = "failed"
     done = 0
     try:
         with interruptible():
             for r in range(settings["repeats"]):
-                ctx = RepeatContext(store, settings, population, r, settings["seed"] + r,
-                                    planned, run_id, stored)
+                ctx = RepeatContext(
+                    store, settings, population, r, settings["seed"] + r, planned, run_id, stored
+                )
                 choice = algo(ctx)
                 result = _write_repeat(store, run_id, ctx, choice, accuracy)
                 done += 1
@@ -206,23 +258,45 @@ def _create_search_run(store: Store, settings: dict[str, Any], command: str | No
         d = get_metric(name).metadata()
         d["path"] = "search"
         recs.append(d)
-    run_id = store.create_run("search", settings["space"], settings, seed=settings["seed"],
-                              n_requested=settings["n"], command=command, metrics=recs)
+    run_id = store.create_run(
+        "search",
+        settings["space"],
+        settings,
+        seed=settings["seed"],
+        n_requested=settings["n"],
+        command=command,
+        metrics=recs,
+    )
     pen = settings["penalty"] or {}
     store.con.execute(
         "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, settings["algo"], settings["metric"], settings["filter_metric"],
-         settings["higher_is_better"], settings["rank_by"], pen.get("penalty"), pen.get("mu"),
-         pen.get("sigma"), settings["n"], settings["keep"], settings["repeats"],
-         settings["seed"], settings["score_seed"], settings["population"],
-         settings["population_size"], settings["dataset"],
-         settings["split"] if settings["dataset"] else None],
+        [
+            run_id,
+            settings["algo"],
+            settings["metric"],
+            settings["filter_metric"],
+            settings["higher_is_better"],
+            settings["rank_by"],
+            pen.get("penalty"),
+            pen.get("mu"),
+            pen.get("sigma"),
+            settings["n"],
+            settings["keep"],
+            settings["repeats"],
+            settings["seed"],
+            settings["score_seed"],
+            settings["population"],
+            settings["population_size"],
+            settings["dataset"],
+            settings["split"] if settings["dataset"] else None,
+        ],
     )
     return run_id
 
 
-def _write_repeat(store: Store, run_id: int, ctx: RepeatContext, choice: Candidate,
-                  accuracy: dict[str, float]) -> RepeatResult:
+def _write_repeat(
+    store: Store, run_id: int, ctx: RepeatContext, choice: Candidate, accuracy: dict[str, float]
+) -> RepeatResult:
     import pyarrow as pa
 
     cands = ctx.candidates
@@ -233,22 +307,56 @@ def _write_repeat(store: Store, run_id: int, ctx: RepeatContext, choice: Candida
     score_s = sum(c.evaluation.seconds for c in cands if c.evaluation.source != "repeat")
     ev = choice.evaluation
     res = RepeatResult(
-        repeat=ctx.repeat, arch=ev.arch, metric=ev.metric, value=ev.value,
-        rank_value=choice.rank_value, params=ev.params, size_kb=ev.size_kb,
-        accuracy=accuracy.get(ev.arch), seconds=measured + summed, measured_seconds=measured,
-        summed_seconds=summed, score_seconds=score_s, time_source=time_source(scored, stored),
-        evaluations=len(cands), scored=scored, stored=stored,
+        repeat=ctx.repeat,
+        arch=ev.arch,
+        metric=ev.metric,
+        value=ev.value,
+        rank_value=choice.rank_value,
+        params=ev.params,
+        size_kb=ev.size_kb,
+        accuracy=accuracy.get(ev.arch),
+        seconds=measured + summed,
+        measured_seconds=measured,
+        summed_seconds=summed,
+        score_seconds=score_s,
+        time_source=time_source(scored, stored),
+        evaluations=len(cands),
+        scored=scored,
+        stored=stored,
     )
     cols: dict[str, list[Any]] = {c: [] for c in CANDIDATE_COLS}
     for c in cands:
         e = c.evaluation
-        row = (run_id, ctx.repeat, c.stage, c.step, e.arch, c.parent, e.metric, e.score_run_id,
-               e.value, e.status, c.rank_value, e.params, e.size_kb, e.seconds, e.source)
+        row = (
+            run_id,
+            ctx.repeat,
+            c.stage,
+            c.step,
+            e.arch,
+            c.parent,
+            e.metric,
+            e.score_run_id,
+            e.value,
+            e.status,
+            c.rank_value,
+            e.params,
+            e.size_kb,
+            e.seconds,
+            e.source,
+        )
         for k, v in zip(CANDIDATE_COLS, row, strict=True):
             cols[k].append(v)
-    types = {"run_id": pa.int32(), "repeat": pa.int32(), "step": pa.int64(),
-             "score_run_id": pa.int32(), "value": pa.float64(), "rank_value": pa.float64(),
-             "params": pa.int64(), "size_kb": pa.float64(), "seconds": pa.float64()}
+    types = {
+        "run_id": pa.int32(),
+        "repeat": pa.int32(),
+        "step": pa.int64(),
+        "score_run_id": pa.int32(),
+        "value": pa.float64(),
+        "rank_value": pa.float64(),
+        "params": pa.int64(),
+        "size_kb": pa.float64(),
+        "seconds": pa.float64(),
+    }
     table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
     con = store.con
     names = ", ".join(CANDIDATE_COLS)
@@ -256,15 +364,31 @@ def _write_repeat(store: Store, run_id: int, ctx: RepeatContext, choice: Candida
         con.register("_nf_cands", table)
         try:
             with store.transaction():
-                con.execute(f"INSERT INTO search_candidates ({names}) SELECT {names} "
-                            "FROM _nf_cands")
+                con.execute(
+                    f"INSERT INTO search_candidates ({names}) SELECT {names} FROM _nf_cands"
+                )
                 con.execute(
                     f"INSERT INTO search_choices ({', '.join(CHOICE_COLS)}) VALUES "
                     f"({', '.join('?' * len(CHOICE_COLS))})",
-                    [run_id, res.repeat, res.arch, res.metric, res.value, res.rank_value,
-                     res.params, res.size_kb, res.accuracy, res.seconds, res.measured_seconds,
-                     res.summed_seconds, res.score_seconds, res.time_source, res.evaluations,
-                     res.scored, res.stored],
+                    [
+                        run_id,
+                        res.repeat,
+                        res.arch,
+                        res.metric,
+                        res.value,
+                        res.rank_value,
+                        res.params,
+                        res.size_kb,
+                        res.accuracy,
+                        res.seconds,
+                        res.measured_seconds,
+                        res.summed_seconds,
+                        res.score_seconds,
+                        res.time_source,
+                        res.evaluations,
+                        res.scored,
+                        res.stored,
+                    ],
                 )
         finally:
             con.unregister("_nf_cands")
@@ -275,12 +399,15 @@ def read_search(store: Store, run_id: int) -> SearchResult:
     """A stored search, from ``runs`` and ``search_choices`` alone."""
     run = store.get_run(run_id)
     if run["kind"] != "search":
-        raise UsageError(f"Run {run_id} is a {run['kind']} run, not a search.",
-                         "List searches with `nasfilter sql \"SELECT * FROM searches\"`.")
+        raise UsageError(
+            f"Run {run_id} is a {run['kind']} run, not a search.",
+            'List searches with `nasfilter sql "SELECT * FROM searches"`.',
+        )
     settings = run["settings"]
     cur = store.con.execute(
-        f"SELECT {', '.join(CHOICE_COLS[1:])} FROM search_choices WHERE run_id = ? "
-        "ORDER BY repeat", [run_id])
+        f"SELECT {', '.join(CHOICE_COLS[1:])} FROM search_choices WHERE run_id = ? ORDER BY repeat",
+        [run_id],
+    )
     repeats = []
     for row in cur.fetchall():
         d = dict(zip(CHOICE_COLS[1:], row, strict=True))
@@ -295,8 +422,10 @@ def read_search(store: Store, run_id: int) -> SearchResult:
 def _notes(run: dict[str, Any], settings: dict[str, Any], repeats: list[RepeatResult]) -> list[str]:
     notes = []
     if run["status"] != "completed":
-        notes.append(f"Search run {run['run_id']} is {run['status']}: "
-                     f"{len(repeats)} of {settings['repeats']} repeats stored.")
+        notes.append(
+            f"Search run {run['run_id']} is {run['status']}: "
+            f"{len(repeats)} of {settings['repeats']} repeats stored."
+        )
     ts = {k: sum(1 for r in repeats if r.time_source == k) for k in ("measured", "summed", "mixed")}
     notes.append(
         f"Times: {ts['measured']} measured (wall time of the score runs the repeat executed), "
@@ -305,24 +434,26 @@ def _notes(run: dict[str, Any], settings: dict[str, Any], repeats: list[RepeatRe
     )
     if settings["penalty"]:
         p = settings["penalty"]
-        notes.append(f"Ranked by {settings['rank_by']} = {settings['metric']} x "
-                     f"{p['penalty']}(size_kb / 1000; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB).")
+        notes.append(
+            f"Ranked by {settings['rank_by']} = {settings['metric']} x "
+            f"{p['penalty']}(size_kb / 1000; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)."
+        )
     if settings["population"] == "truth":
         notes.append(f"Population: {settings.get('population_label')}.")
     if settings["dataset"]:
         missing = sum(1 for r in repeats if r.accuracy is None)
         if missing:
             held = ", ".join(f"{d}/{s} ({n:,})" for d, s, n in settings.get("truth_held", []))
-            notes.append(f"{missing} chosen architecture(s) have no {settings['dataset']} "
-                         f"{settings['split']} ground truth (accuracy empty). Truth held for "
-                         f"{settings['space']}: {held or 'none'}.")
+            notes.append(
+                f"{missing} chosen architecture(s) have no {settings['dataset']} "
+                f"{settings['split']} ground truth (accuracy empty). Truth held for "
+                f"{settings['space']}: {held or 'none'}."
+            )
     else:
         notes.append("No --dataset: accuracy not looked up.")
     from nasfilter.metrics import get_metric
 
     for m, r in settings["score_requests"].items():
         if get_metric(m).needs_data and r.get("data") == "synthetic":
-            notes.append(f"Inputs of {m}: synthetic (seeded Gaussian images), not a real "
-                         "dataset.")
+            notes.append(f"Inputs of {m}: synthetic (seeded Gaussian images), not a real dataset.")
     return notes
-
