@@ -289,8 +289,13 @@ def execute(
     last_flush = t0
     scored = reported = 0
     last_report = t0
+    try:  # loads the batch and picks the device: may fail before anything is scored
+        model_runner = _ModelRunner(space, settings, model_metrics, ctx) if model_metrics else None
+    except BaseException:
+        if run["status"] == "running":  # a new run that never started; a resumed one keeps
+            store.set_run_status(run_id, "failed")  # its status ("interrupted")
+        raise
     store.set_run_status(run_id, "running", finished=False)
-    model_runner = _ModelRunner(space, settings, model_metrics, ctx) if model_metrics else None
     source = _iter_archs(settings) if archs is None else enumerate(archs)
     todo = ((pos, arch) for pos, arch in source if arch not in done)
     status = "interrupted"

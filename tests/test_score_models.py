@@ -216,6 +216,12 @@ def test_resume_with_changed_data_file_is_a_data_error(tmp_path: Path) -> None:
     (line,) = error_lines(r.stderr)
     assert "differs from the one this run started with" in line
     assert rows(db, run_id) == kept
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    con.close()
+    assert status == ("interrupted",)  # still resumable, not left 'running'
 
 
 # -- out of memory -------------------------------------------------------------------------------

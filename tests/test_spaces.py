@@ -159,3 +159,15 @@ def test_params_equal_the_benchmark_on_every_shipped_nas_bench_201_row() -> None
     for r in rows:
         ds = DATASETS[shapes[r["dataset"].lower()]]
         assert sp.costs(r["arch_str"], ds).params == round(float(r["params"]) * 1e6), r
+
+
+def test_tss_edge_table_fast_path_equals_the_layer_by_layer_costs_everywhere() -> None:
+    from nasfilter.spaces.nats import network_costs, parse_cell, tss_digits
+
+    sp = get_space("nats-tss")
+    for ds in DATASETS.values():
+        for arch in sp.enumerate():
+            assert tss_digits(arch) is not None
+            assert sp.costs(arch, ds) == network_costs(sp.channels, parse_cell(arch), ds), arch
+    assert tss_digits("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|") is None
+    assert tss_digits(" |none~0|+|none~0|none~1|+|none~0|none~1|none~2|") is None

@@ -104,7 +104,9 @@ def _op_costs(op: str, c_in: int, c_out: int, hw: int) -> tuple[int, int, int]:
     raise InvalidArchitectureError(f"Unknown operation {op!r}.")  # pragma: no cover
 
 
+@lru_cache(maxsize=4096)
 def _cell_costs(genotype: Genotype, c_in: int, c_out: int, hw: int) -> tuple[int, int, int]:
+    """(params, flops, relu) of one cell; cached (SSS has 8 x 8 width pairs per stage)."""
     params = flops = relu = 0
     for node in genotype:
         for op, src in node:
@@ -121,7 +123,6 @@ def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: Datase
 
     Cached: a run asks for several metrics of the same architecture.
     """
-    cell_cache: dict[tuple[int, int, int], tuple[int, int, int]] = {}
     n = len(channels) // 3
     reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
     hw = dataset.resolution
@@ -142,10 +143,7 @@ def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: Datase
             flops += c_prev * c_curr * (hw // 2) * (hw // 2)
             hw = h2
         else:
-            key = (c_prev, c_curr, hw)
-            if key not in cell_cache:
-                cell_cache[key] = _cell_costs(genotype, c_prev, c_curr, hw)
-            p, f, r = cell_cache[key]
+            p, f, r = _cell_costs(genotype, c_prev, c_curr, hw)
             params += p
             flops += f
             relu += r
@@ -154,6 +152,54 @@ def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: Datase
     relu += c_prev * hw * hw  # lastact ReLU
     params += c_prev * dataset.num_classes + dataset.num_classes  # classifier
     flops += c_prev * dataset.num_classes + dataset.num_classes
+    return Costs(params=params, flops=flops, relu_count=relu)
+
+
+# -- TSS fast path ------------------------------------------------------------------------
+# In TSS every cell maps C channels to C channels, so each edge's cost depends only on its
+# operation and position: costs are the all-'none' network plus one table entry per edge.
+# tests/test_spaces.py holds this equal to ``network_costs`` on every cell of the space.
+
+_EDGE_TOKENS = tuple({f"{op}~{src}": i for i, op in enumerate(TSS_OPS)} for _, src in EDGES)
+_TOKEN_SLOTS = (1, 3, 4, 6, 7, 8)  # positions of the six edges in arch.split("|")
+
+
+def tss_digits(arch: str) -> tuple[int, ...] | None:
+    """Op indices of the six edges of a canonical TSS string, or None if not canonical."""
+    parts = arch.split("|") if isinstance(arch, str) else ()
+    if len(parts) != 10 or parts[2] != "+" or parts[5] != "+" or parts[0] or parts[9]:
+        return None
+    try:
+        return tuple(_EDGE_TOKENS[e][parts[slot]] for e, slot in enumerate(_TOKEN_SLOTS))
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=16)
+def _tss_tables(channels: tuple[int, ...], dataset: DatasetShape) -> tuple[Costs, tuple]:
+    empty = tuple(tuple(("none", src) for src in range(node)) for node in (1, 2, 3))
+    base = network_costs(channels, empty, dataset)
+    deltas = []
+    for node, src in EDGES:
+        row = []
+        for op in TSS_OPS:
+            geno = [list(n) for n in empty]
+            geno[node - 1][src] = (op, src)
+            c = network_costs(channels, tuple(tuple(n) for n in geno), dataset)
+            row.append((c.params - base.params, c.flops - base.flops,
+                        c.relu_count - base.relu_count))  # fmt: skip
+        deltas.append(tuple(row))
+    return base, tuple(deltas)
+
+
+def tss_costs(channels: tuple[int, ...], digits: tuple[int, ...], dataset: DatasetShape) -> Costs:
+    base, deltas = _tss_tables(channels, dataset)
+    params, flops, relu = base.params, base.flops, base.relu_count
+    for row, d in zip(deltas, digits, strict=True):
+        p, f, r = row[d]
+        params += p
+        flops += f
+        relu += r
     return Costs(params=params, flops=flops, relu_count=relu)
 
 
@@ -198,13 +244,17 @@ class NatsTSS(Space):
         return index
 
     def costs(self, arch: str, dataset: DatasetShape = DATASETS["cifar10"]) -> Costs:
-        return network_costs(self.channels, self.parse(arch), dataset)
+        digits = tss_digits(arch)
+        if digits is None:  # not canonical: parse for the error message (or the genotype)
+            return network_costs(self.channels, self.parse(arch), dataset)
+        return tss_costs(self.channels, digits, dataset)
 
     def build(self, arch: str, num_classes: int = 10) -> nn.Module:
         return _build(self.channels, self.parse(arch), num_classes)
 
 
 _SSS_GENOTYPE = parse_cell(SSS_CELL)
+_WIDTH_OF = {str(w): w for w in SSS_CHOICES}
 
 
 @register_space
@@ -216,6 +266,13 @@ class NatsSSS(Space):
     radices = (len(SSS_CHOICES),) * 5  # one width per layer
 
     def parse(self, arch: str) -> tuple[int, ...]:
+        if isinstance(arch, str):  # fast path: canonical widths
+            parts = arch.split(":")
+            if len(parts) == 5:
+                try:
+                    return tuple(_WIDTH_OF[p] for p in parts)
+                except KeyError:
+                    pass
         hint = "Expected five widths from 8,16,24,32,40,48,56,64 joined by ':', e.g. 8:16:24:32:64."
         if not isinstance(arch, str):
             raise InvalidArchitectureError(f"Malformed SSS architecture {arch!r}.", hint)
