@@ -10,7 +10,20 @@ from typing import Annotated
 import typer
 
 from nasfilter.cli import app
-from nasfilter.cli.options import DbOption, FormatOption, RunOption, ShowSqlOption
+from nasfilter.cli.options import (
+    BatchOption,
+    BnModeOption,
+    BytesPerParamOption,
+    DataDirOption,
+    DataOption,
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    MuOption,
+    RunOption,
+    ShowSqlOption,
+    SigmaOption,
+)
 from nasfilter.cli.render import Format, console, err_console, render
 
 
@@ -63,14 +76,7 @@ def info(
     data: Annotated[
         str, typer.Option("--data", help="Dataset shape: cifar10, cifar100, imagenet16-120.")
     ] = "cifar10",
-    bytes_per_param: Annotated[
-        float,
-        typer.Option(
-            "--bytes-per-param",
-            envvar="NASFILTER_BYTES_PER_PARAM",
-            help="Bytes per parameter for size_kb.",
-        ),
-    ] = 1.0,
+    bytes_per_param: BytesPerParamOption = 1.0,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Analytic params, flops, relu_count and size_kb of one architecture.
@@ -110,36 +116,13 @@ def score(
         typer.Option("--metrics", "-m", help="Comma-separated metrics (see `nasfilter metrics`)."),
     ] = "relu_count,params,flops,size_kb",
     seed: Annotated[int, typer.Option("--seed", help="Sampling, batch and init seed.")] = 0,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Inputs for data-dependent metrics: cifar10, cifar100, "
-            "imagenet16-120 or synthetic. Also sets classes and resolution.",
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", envvar="NASFILTER_DATA", help="Folder holding the datasets."),
-    ] = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR if absent.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")] = 128,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
-    bn_mode: Annotated[
-        str,
-        typer.Option(
-            "--bn-mode",
-            help="BatchNorm during scoring: batch (statistics of the batch, as NASWOT) or eval.",
-        ),
-    ] = "batch",
-    bytes_per_param: Annotated[
-        float,
-        typer.Option(
-            "--bytes-per-param",
-            envvar="NASFILTER_BYTES_PER_PARAM",
-            help="Bytes per parameter for size_kb (1 = int8).",
-        ),
-    ] = 1.0,
+    batch_size: BatchOption = 128,
+    device: DeviceOption = "auto",
+    bn_mode: BnModeOption = "batch",
+    bytes_per_param: BytesPerParamOption = 1.0,
     penalty: Annotated[
         str | None,
         typer.Option(
@@ -148,10 +131,8 @@ def score(
             "penalty: gdf, hsdf or rdf (as <metric>_<penalty>).",
         ),
     ] = None,
-    mu: Annotated[
-        float, typer.Option("--mu", help="Penalty target size in MB (1e6 params at 1 byte).")
-    ] = 0.2,
-    sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
+    mu: MuOption = 0.2,
+    sigma: SigmaOption = 0.4,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Finish an interrupted run (id or 'latest').")
     ] = None,
@@ -284,8 +265,8 @@ def top(
             "gdf, hsdf or rdf (size in MB = size_kb / 1000).",
         ),
     ] = None,
-    mu: Annotated[float, typer.Option("--mu", help="Penalty target size in MB.")] = 0.2,
-    sigma: Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")] = 0.4,
+    mu: MuOption = 0.2,
+    sigma: SigmaOption = 0.4,
     run: RunOption = "latest",
     db: DbOption = None,
     fmt: FormatOption = Format.table,

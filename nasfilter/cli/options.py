@@ -27,3 +27,37 @@ FormatOption = Annotated[
     typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
 ]
 ShowSqlOption = Annotated[bool, typer.Option("--show-sql", help="Print the SQL used, on stderr.")]
+
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Inputs for data-dependent metrics: cifar10, cifar100, imagenet16-120 or "
+        "synthetic. Also sets the networks' classes and resolution.",
+    ),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="NASFILTER_DATA", help="Folder holding the datasets."),
+]
+BatchOption = Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+BnModeOption = Annotated[
+    str,
+    typer.Option(
+        "--bn-mode",
+        help="BatchNorm while scoring: batch (statistics of the batch, as NASWOT) or eval.",
+    ),
+]
+BytesPerParamOption = Annotated[
+    float,
+    typer.Option(
+        "--bytes-per-param",
+        envvar="NASFILTER_BYTES_PER_PARAM",
+        help="Bytes per parameter for size_kb (1 = int8).",
+    ),
+]
+MuOption = Annotated[
+    float, typer.Option("--mu", help="Penalty target size in MB (1e6 params at 1 byte).")
+]
+SigmaOption = Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")]

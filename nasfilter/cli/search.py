@@ -11,7 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from nasfilter.cli import app
-from nasfilter.cli.options import DbOption, FormatOption
+from nasfilter.cli.options import (
+    BatchOption,
+    BnModeOption,
+    BytesPerParamOption,
+    DataDirOption,
+    DataOption,
+    DbOption,
+    DeviceOption,
+    FormatOption,
+    MuOption,
+    SigmaOption,
+)
 from nasfilter.cli.render import Format, err_console, render
 
 PenaltyOption = Annotated[
@@ -21,24 +32,6 @@ PenaltyOption = Annotated[
         help="Rank by metric x a size penalty: gdf, hsdf or rdf (size = size_kb / 1000 MB).",
     ),
 ]
-MuOption = Annotated[
-    float, typer.Option("--mu", help="Penalty target size in MB (1e6 params at 1 byte).")
-]
-SigmaOption = Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")]
-DataOption = Annotated[
-    str | None,
-    typer.Option(
-        "--data",
-        help="Inputs for data-dependent metrics (NASWOT): cifar10, cifar100, "
-        "imagenet16-120 or synthetic.",
-    ),
-]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="NASFILTER_DATA", help="Folder holding the datasets."),
-]
-BatchOption = Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 
 
 @app.command()
@@ -113,17 +106,8 @@ def search(
     data_dir: DataDirOption = None,
     batch_size: BatchOption = 128,
     device: DeviceOption = "auto",
-    bn_mode: Annotated[
-        str, typer.Option("--bn-mode", help="BatchNorm while scoring: batch or eval.")
-    ] = "batch",
-    bytes_per_param: Annotated[
-        float,
-        typer.Option(
-            "--bytes-per-param",
-            envvar="NASFILTER_BYTES_PER_PARAM",
-            help="Bytes per parameter for size_kb.",
-        ),
-    ] = 1.0,
+    bn_mode: BnModeOption = "batch",
+    bytes_per_param: BytesPerParamOption = 1.0,
     reuse: Annotated[
         bool,
         typer.Option(
