@@ -6,6 +6,7 @@ the library become one line on stderr and their exit code (see ``nasfilter.error
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated, Any
 
 import typer
@@ -61,7 +62,9 @@ def _root(
     """Score neural architectures without training them, and pick which to train."""
 
 
-from nasfilter.cli import analyze, core, search, truth  # noqa: E402,F401  (register commands)
+# Importing a command module registers its commands; this order is the order of --help.
+for _module in ("core", "truth", "analyze", "search"):
+    importlib.import_module(f"nasfilter.cli.{_module}")
 
 
 def main() -> None:

@@ -43,9 +43,11 @@ def analyze(
     fmt: FormatOption = Format.table,
     show_sql: ShowSqlOption = False,
 ) -> None:
-    """Per metric of a run, over the architectures with ground truth: Kendall tau-b and
-    Spearman rho against accuracy and size (params), between metrics, and the accuracy of
-    the top 1/10/100.
+    """How well each metric of a run predicts accuracy and size.
+
+    Per metric, over the architectures with ground truth: Kendall tau-b and Spearman rho
+    against accuracy and size (params), between metrics, and the accuracy of the top
+    1/10/100.
 
     Example: [bold]nasfilter truth sample && nasfilter analyze --dataset cifar10-valid[/bold]
     """

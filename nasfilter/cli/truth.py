@@ -76,8 +76,9 @@ def load(
     ] = "mean",
     db: DbOption = None,
 ) -> None:
-    """Load accuracies, params and flops from NATS-Bench through its own API (fast mode,
-    one architecture file at a time).
+    """Load accuracies, params and flops from NATS-Bench through its own API.
+
+    Fast mode, one architecture file at a time.
 
     Example: [bold]nasfilter truth load nats-tss --benchmark-dir ~/.torch[/bold]
     """
@@ -141,8 +142,9 @@ def import_(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Import accuracies from any table. Every identity is validated; a file with bad rows
-    is refused whole; one transaction."""
+    """Import accuracies from any CSV or Parquet table.
+
+    Every identity is validated; a file with bad rows is refused whole; one transaction."""
     from nasfilter.store import Store
     from nasfilter.truth.table import import_table
 
@@ -153,8 +155,9 @@ def import_(
 
 @truth_app.command("sample")
 def sample(db: DbOption = None) -> None:
-    """Load the shipped NAS-Bench-201 sample (NAS-Bench-Suite-Zero, 2,173 rows: cifar10-valid,
-    cifar100, ImageNet16-120; split valid) so that `analyze` works with no download."""
+    """Load the NAS-Bench-201 sample shipped with nasfilter, so analyze works offline.
+
+    NAS-Bench-Suite-Zero, 2,173 rows: cifar10-valid, cifar100, ImageNet16-120; split valid."""
     from nasfilter.store import Store
     from nasfilter.truth.table import load_sample
 
