@@ -450,12 +450,9 @@ def fetch_scores(
 
     if not run_ids:
         return {}
-    con = store.con
-    join = ""
-    if archs is not None:
-        con.register("_nf_want", pa.table({"arch": pa.array(archs, pa.string())}))
-        join = "JOIN _nf_want w ON w.arch = s.arch"
-    try:
+    want = pa.table({"arch": pa.array(archs or [], pa.string())})
+    join = "" if archs is None else "JOIN _nf_want w ON w.arch = s.arch"
+    with store.transaction(_nf_want=want) as con:
         rows = con.execute(
             f"""SELECT s.arch, s.run_id, s.value, s.status, s.seconds, p.value, z.value
 FROM scores s
@@ -466,9 +463,6 @@ WHERE s.metric = ? AND list_contains(?, s.run_id)
 QUALIFY row_number() OVER (PARTITION BY s.arch ORDER BY s.run_id) = 1""",
             [metric, run_ids],
         ).fetchall()
-    finally:
-        if archs is not None:
-            con.unregister("_nf_want")
     return {
         a: Evaluation(
             a,

@@ -360,38 +360,31 @@ def _write_repeat(
     table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
     con = store.con
     names = ", ".join(CANDIDATE_COLS)
-    with critical():
-        con.register("_nf_cands", table)
-        try:
-            with store.transaction():
-                con.execute(
-                    f"INSERT INTO search_candidates ({names}) SELECT {names} FROM _nf_cands"
-                )
-                con.execute(
-                    f"INSERT INTO search_choices ({', '.join(CHOICE_COLS)}) VALUES "
-                    f"({', '.join('?' * len(CHOICE_COLS))})",
-                    [
-                        run_id,
-                        res.repeat,
-                        res.arch,
-                        res.metric,
-                        res.value,
-                        res.rank_value,
-                        res.params,
-                        res.size_kb,
-                        res.accuracy,
-                        res.seconds,
-                        res.measured_seconds,
-                        res.summed_seconds,
-                        res.score_seconds,
-                        res.time_source,
-                        res.evaluations,
-                        res.scored,
-                        res.stored,
-                    ],
-                )
-        finally:
-            con.unregister("_nf_cands")
+    with critical(), store.transaction(_nf_cands=table):
+        con.execute(f"INSERT INTO search_candidates ({names}) SELECT {names} FROM _nf_cands")
+        con.execute(
+            f"INSERT INTO search_choices ({', '.join(CHOICE_COLS)}) VALUES "
+            f"({', '.join('?' * len(CHOICE_COLS))})",
+            [
+                run_id,
+                res.repeat,
+                res.arch,
+                res.metric,
+                res.value,
+                res.rank_value,
+                res.params,
+                res.size_kb,
+                res.accuracy,
+                res.seconds,
+                res.measured_seconds,
+                res.summed_seconds,
+                res.score_seconds,
+                res.time_source,
+                res.evaluations,
+                res.scored,
+                res.stored,
+            ],
+        )
     return res
 
 

@@ -46,7 +46,8 @@ def migrations() -> list[tuple[int, str, str]]:
     return out
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """Naive UTC timestamp, as every table of the store records times."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -157,20 +158,32 @@ class Store:
                 self.con.execute(sql)
                 self.con.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
-                    [version, name, _now(), __version__],
+                    [version, name, utc_now(), __version__],
                 )
         self.refresh_views()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, **views: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; ``views``: Arrow tables registered by name for the block.
+
+        The views are registered after BEGIN (which also closes any result the caller left
+        open on the connection) and unregistered after COMMIT or ROLLBACK: inside an
+        aborted transaction unregistering would raise and hide the real error.
+        """
         self.con.execute("BEGIN TRANSACTION")
         try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
+            try:
+                for name, table in views.items():
+                    self.con.register(name, table)
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            else:
+                self.con.execute("COMMIT")
+        finally:
+            for name in views:
+                self.con.unregister(name)
 
     # -- views --
     def metric_names(self) -> list[str]:
@@ -231,7 +244,7 @@ GROUP BY s.run_id, r.space, s.arch"""
                     n_requested,
                     __version__,
                     command,
-                    _now(),
+                    utc_now(),
                 ],
             ).fetchone()
             assert row is not None
@@ -258,7 +271,7 @@ GROUP BY s.run_id, r.space, s.arch"""
     def set_run_status(self, run_id: int, status: str, finished: bool = True) -> None:
         self.con.execute(
             "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-            [status, _now() if finished else None, run_id],
+            [status, utc_now() if finished else None, run_id],
         )
 
     def resolve_run(self, run: str | int | None, kind: str | None = None) -> int:
@@ -397,20 +410,12 @@ class BatchWriter:
         )
         con = self.store.con
         with critical():  # a signal arriving now is raised after the commit
-            con.register("_nf_archs", archs)
-            con.register("_nf_scores", scores)
-            try:
-                with self.store.transaction():
-                    con.execute(
-                        "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
-                        "ON CONFLICT DO NOTHING"
-                    )
-                    con.execute(
-                        "INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING"
-                    )
-            finally:
-                con.unregister("_nf_archs")
-                con.unregister("_nf_scores")
+            with self.store.transaction(_nf_archs=archs, _nf_scores=scores):
+                con.execute(
+                    "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
+                    "ON CONFLICT DO NOTHING"
+                )
+                con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
             self._scores = {c: [] for c in self.SCORE_COLS}
             self._archs = {c: [] for c in self.ARCH_COLS}
             self.rows_written += n

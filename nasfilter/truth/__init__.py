@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from nasfilter import __version__
 from nasfilter.errors import DataError, UsageError
-from nasfilter.store import Store
+from nasfilter.store import Store, utc_now
 
 #: NATS-Bench's dataset names, as its API spells them.
 DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
@@ -114,10 +113,6 @@ class LoadSummary:
     settings: dict[str, Any]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def write_truth(
     store: Store,
     kind: str,
@@ -157,42 +152,35 @@ def write_truth(
             "bench_flops": pa.array(batch.bench_flops, pa.float64()),
         }
     )
-    con = store.con
-    # unregistered after COMMIT/ROLLBACK: unregistering inside an aborted transaction
-    # would raise and hide the error that aborted it
-    try:
-        with store.transaction():
-            con.register("_nf_truth", table)
-            row = con.execute(
-                "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows,"
-                " loaded_at, nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " RETURNING load_id",
-                [
-                    kind,
-                    space,
-                    datasets,
-                    source,
-                    json.dumps(settings, sort_keys=True),
-                    len(batch),
-                    _now(),
-                    __version__,
-                ],
-            ).fetchall()  # all: a RETURNING result left unfinished blocks the connection
-            load_id = int(row[0][0])
-            rep = con.execute(
-                "SELECT count(*) FROM truth t JOIN _nf_truth n ON t.space = ? AND t.arch = n.arch"
-                " AND t.dataset = n.dataset AND t.split = n.split",
-                [space],
-            ).fetchall()[0]
-            con.execute(
-                "INSERT OR REPLACE INTO truth (space, arch, dataset, split, accuracy, source,"
-                " benchmark_index, bench_params, bench_flops, load_id)"
-                " SELECT ?, arch, dataset, split, accuracy, ?, benchmark_index, bench_params,"
-                " bench_flops, ? FROM _nf_truth",
-                [space, source, load_id],
-            )
-    finally:
-        con.unregister("_nf_truth")
+    with store.transaction(_nf_truth=table) as con:
+        row = con.execute(
+            "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows,"
+            " loaded_at, nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING load_id",
+            [
+                kind,
+                space,
+                datasets,
+                source,
+                json.dumps(settings, sort_keys=True),
+                len(batch),
+                utc_now(),
+                __version__,
+            ],
+        ).fetchall()  # all: a RETURNING result left unfinished blocks the connection
+        load_id = int(row[0][0])
+        rep = con.execute(
+            "SELECT count(*) FROM truth t JOIN _nf_truth n ON t.space = ? AND t.arch = n.arch"
+            " AND t.dataset = n.dataset AND t.split = n.split",
+            [space],
+        ).fetchall()[0]
+        con.execute(
+            "INSERT OR REPLACE INTO truth (space, arch, dataset, split, accuracy, source,"
+            " benchmark_index, bench_params, bench_flops, load_id)"
+            " SELECT ?, arch, dataset, split, accuracy, ?, benchmark_index, bench_params,"
+            " bench_flops, ? FROM _nf_truth",
+            [space, source, load_id],
+        )
     return LoadSummary(
         load_id=load_id,
         kind=kind,
