@@ -193,3 +193,13 @@ def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: 
     r = invoke(runner, "score", "--resume", "latest", "--db", str(db))
     assert r.exit_code == 2
     assert "chosen by a search" in r.stderr and "Traceback" not in r.output
+
+
+def test_spaces_lists_sizes_and_what_each_metric_needs(runner: CliRunner) -> None:
+    r = invoke(runner, "spaces", "-f", "json")
+    assert r.exit_code == 0
+    rows = {x["space"]: x for x in json.loads(r.stdout)}
+    assert rows["nats-tss"]["size"] == 15_625 and rows["nats-sss"]["size"] == 32_768
+    needs = rows["nats-tss"]["needs"]
+    assert "relu_count, size_kb: nothing (analytic)" in needs
+    assert "naswot: torch (networks built), input images (--data)" in needs

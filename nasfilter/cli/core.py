@@ -30,10 +30,17 @@ from nasfilter.cli.render import Format, console, err_console, render
 @app.command()
 def spaces(fmt: FormatOption = Format.table) -> None:
     """List the search spaces, their sizes and what scoring them needs."""
+    from nasfilter.metrics import list_metrics
     from nasfilter.spaces import list_spaces
 
-    rows = [(s.name, s.size, s.notation, s.description) for s in list_spaces()]
-    render(["space", "size", "identity", "description"], rows, fmt, title="Search spaces")
+    rows = []
+    for s in list_spaces():
+        needs: dict[str, list[str]] = {}
+        for m in list_metrics():
+            needs.setdefault(s.needs(m), []).append(m.name)
+        what = "; ".join(f"{', '.join(names)}: {n}" for n, names in needs.items())
+        rows.append((s.name, s.size, s.notation, what, s.description))
+    render(["space", "size", "identity", "needs", "description"], rows, fmt, title="Search spaces")
 
 
 @app.command()

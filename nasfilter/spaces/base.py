@@ -161,5 +161,8 @@ class Space(ABC):
     def build(self, arch: str, num_classes: int = 10) -> nn.Module:
         """The torch network (imports torch)."""
 
-    def needs(self) -> str:
-        return "nothing (analytic)"
+    def needs(self, metric: Any) -> str:
+        """What scoring this space with ``metric`` (a registry Metric) needs."""
+        if not metric.needs_model:
+            return "nothing (analytic)"
+        return "torch (networks built)" + (", input images (--data)" if metric.needs_data else "")
