@@ -160,7 +160,7 @@ def metric_records(
     out = []
     for m in metrics:
         d = m.metadata()
-        d["path"] = "model" if (builds_networks and m.from_model is not None) else "analytic"
+        d["path"] = "model" if (builds_networks and m.model_capable) else "analytic"
         out.append(d)
     if penalty:
         for m in metrics:
@@ -435,7 +435,20 @@ class _ModelRunner:
         for m in self.metrics:
             t1 = time.perf_counter()
             try:
-                sc = Score.of(m.from_model(probe, self.ctx))  # type: ignore[misc]
+                if m.from_probe is not None:
+                    sc = Score.of(m.from_probe(probe, self.ctx))
+                else:
+                    from nasfilter.metrics.inputs import ArchState
+
+                    state = ArchState(
+                        model,
+                        shape=self.ctx.dataset,
+                        batch_size=1,
+                        device=self.device,
+                        seed=0,
+                        ctx=self.ctx,
+                    )
+                    sc = Score.of(m.from_model(state.input_for(m)))  # type: ignore[misc]
             except RuntimeError as e:  # out of memory ends the run; others are a status
                 oom = self._out_of_memory(arch, e)
                 if oom is not None:

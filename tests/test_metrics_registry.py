@@ -40,8 +40,6 @@ def test_duplicate_names_are_refused() -> None:
                 name="params",
                 version="9",
                 higher_is_better=True,
-                needs_data=False,
-                needs_gradients=False,
                 description="dup",
                 from_arch=m.from_arch,
             )

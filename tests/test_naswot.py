@@ -23,7 +23,7 @@ from nasfilter import engine
 from nasfilter.data import load_batch, synthetic_batch
 from nasfilter.metrics import naswot, relu_count
 from nasfilter.metrics import probe as probe_mod
-from nasfilter.metrics.naswot import score_kernel
+from nasfilter.metrics.measures.naswot import score_kernel
 from nasfilter.metrics.probe import ModelProbe
 from nasfilter.spaces import get_space
 from nasfilter.store import Store

@@ -2,9 +2,10 @@
 
 Python API (torch is imported on first use):
 
-    >>> from nasfilter.metrics import relu_count, naswot
-    >>> relu_count(model, (1, 3, 32, 32))   # N_A of any nn.Module
-    >>> naswot(model, inputs)               # log|K_H| on a (K, C, H, W) batch
+    >>> from nasfilter.metrics import compute, relu_count, naswot
+    >>> relu_count(model, (1, 3, 32, 32))        # N_A of any nn.Module
+    >>> naswot(model, inputs)                    # log|K_H| on a (K, C, H, W) batch
+    >>> compute("naswot", model, inputs)         # any registered metric, any nn.Module
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from nasfilter.metrics.registry import (
+    NEEDS,
     Metric,
+    Score,
     ScoreContext,
     get_metric,
     list_metrics,
+    metric,
     parse_metric_list,
     register,
 )
@@ -29,17 +33,30 @@ def relu_count(model: Any, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int
 
 
 def naswot(model: Any, inputs: Any, bn_mode: str = "batch") -> float:
-    """NASWOT score log|K_H| of any module on a batch (see ``nasfilter.metrics.naswot``)."""
-    from nasfilter.metrics.naswot import naswot_score
+    """NASWOT score log|K_H| of any module on a batch (see
+    ``nasfilter.metrics.measures.naswot``)."""
+    from nasfilter.metrics.measures.naswot import naswot_score
 
     return naswot_score(model, inputs, bn_mode=bn_mode)
 
 
+def compute(name: str, model: Any, inputs: Any, targets: Any = None, **kwargs: Any) -> float:
+    """Score any ``nn.Module`` with any registered metric (see
+    ``nasfilter.metrics.inputs.compute``); the caller's model is left unchanged."""
+    from nasfilter.metrics.inputs import compute as _compute
+
+    return _compute(name, model, inputs, targets, **kwargs)
+
+
 __all__ = [
+    "NEEDS",
     "Metric",
+    "Score",
     "ScoreContext",
+    "compute",
     "get_metric",
     "list_metrics",
+    "metric",
     "parse_metric_list",
     "register",
     "relu_count",

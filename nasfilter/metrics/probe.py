@@ -51,6 +51,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nasfilter.metrics.inputs import bn_buffers_kept
+
 _RELU_FUNCS = {
     torch.nn.functional.relu,
     torch.nn.functional.relu_,
@@ -267,7 +269,9 @@ class ModelProbe:
         was_training = self.model.training
         self.model.train(self.bn_mode == "batch")
         try:
-            with torch.no_grad(), _ReluMode(self):
+            # batch mode updates BatchNorm running statistics: restore them, so the
+            # network is unchanged for the metrics that use it after this pass
+            with torch.no_grad(), bn_buffers_kept(self.model), _ReluMode(self):
                 self.output = self.model(self.inputs)
         finally:
             for h in handles:

@@ -1,35 +1,59 @@
 """The metric registry.
 
 A metric is registered once, by name, with its metadata; registering a name twice is an
-error. Each metric may provide:
+error. Metrics are declared with the ``@metric`` decorator in the modules of
+``nasfilter.metrics.measures`` (one file per measure or family), which are discovered and
+imported automatically; third-party metrics register through the ``nasfilter.metrics``
+entry-point group. A metric may provide up to three paths:
 
-- ``from_arch(space, arch, ctx)``: an analytic value from the identity alone (no network);
-- ``from_model(probe, ctx)``: a value from a built network, given a ``ModelProbe`` that
-  runs (at most) one forward pass shared by every metric of the run.
+- ``analytic``: ``(space, arch, ctx) -> value`` from the identity alone, no network.
+  With ``figure`` set, it is used only for spaces whose ``figures`` include that figure
+  (``Space.costs``); other spaces take a model path.
+- ``probe``: ``(probe, ctx) -> value`` reading the one shared no-grad forward pass
+  (``ModelProbe``) that every probe metric of an architecture shares.
+- ``model``: ``(inp: MetricInput) -> value`` with its own computation on the network
+  (gradients, several passes, modified weights): see ``nasfilter.metrics.inputs``.
 
-The engine never looks at a metric's name: it asks ``needs_model`` and which of the two
-paths exist. Everything here imports without torch.
+and declares what it needs (``NEEDS``):
+
+- ``data``: real input images (``--data``); without it a metric makes its own inputs
+  (random, all-ones) from ``MetricInput``;
+- ``labels``: targets for a loss (real labels, or seeded random ones for synthetic data);
+- ``gradients``: it runs backward passes;
+- ``fresh_network``: it changes weights, masks or buffers, so it gets its own freshly
+  seeded copy of the network (made by copying the pristine one, not by rebuilding);
+- ``float64``: it computes in double precision (its copy of the network is converted).
+
+The engine never looks at a metric's name: it asks which paths exist for the space and
+what the metric needs. Everything here imports without torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nasfilter.errors import UnknownMetricError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nasfilter.metrics.inputs import MetricInput
     from nasfilter.metrics.probe import ModelProbe
     from nasfilter.spaces.base import Space
+
+NEEDS: tuple[str, ...] = ("data", "labels", "gradients", "fresh_network", "float64")
+
+#: How a value was computed, as stored in ``run_metrics.path``.
+PATHS: tuple[str, ...] = ("analytic", "probe", "model")
 
 
 @dataclass
 class ScoreContext:
-    """Settings a metric may read: dataset shape, bytes per parameter, batch settings."""
+    """Settings a metric may read: dataset shape, bytes per parameter, run settings."""
 
-    dataset: Any  # nasfilter.spaces.base.DatasetShape
+    dataset: Any  # nasfilter.datasets.DatasetShape
     bytes_per_param: float = 1.0
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -53,55 +77,174 @@ class Score:
         return Score(v, "ok")
 
 
+Analytic = Callable[["Space", str, ScoreContext], "float | Score"]
+ProbeFn = Callable[["ModelProbe", ScoreContext], "float | Score"]
+ModelFn = Callable[["MetricInput"], "float | Score"]
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     version: str
     higher_is_better: bool
-    needs_data: bool
-    needs_gradients: bool
     description: str
     unit: str = ""
-    from_arch: Callable[[Space, str, ScoreContext], float | Score] | None = None
-    from_model: Callable[[ModelProbe, ScoreContext], float | Score] | None = None
-    # settings a probe needs for this metric (e.g. {"want_kernel": True})
+    needs: frozenset[str] = frozenset()
+    #: the space figure the analytic path reads (None: analytic for every space)
+    figure: str | None = None
+    from_arch: Analytic | None = None
+    from_probe: ProbeFn | None = None
+    from_model: ModelFn | None = None
+    #: settings a shared probe needs for this metric (e.g. {"want_kernel": True})
     probe_options: tuple[tuple[str, Any], ...] = ()
+    #: where the definition comes from (paper; reference code: repository and file)
+    source: str = ""
+
+    # -- declared needs -------------------------------------------------------------------
+    @property
+    def needs_data(self) -> bool:
+        return "data" in self.needs
+
+    @property
+    def needs_labels(self) -> bool:
+        return "labels" in self.needs
+
+    @property
+    def needs_gradients(self) -> bool:
+        return "gradients" in self.needs
+
+    @property
+    def needs_fresh_network(self) -> bool:
+        return "fresh_network" in self.needs
+
+    @property
+    def needs_float64(self) -> bool:
+        return "float64" in self.needs
+
+    @property
+    def model_capable(self) -> bool:
+        """Whether the metric can be computed on a built network."""
+        return self.from_probe is not None or self.from_model is not None
 
     @property
     def needs_model(self) -> bool:
+        """Whether the metric needs a built network for every space (no analytic path
+        at all). For a given space, see ``analytic_in``."""
         return self.from_arch is None
 
+    def analytic_in(self, space: Space) -> bool:
+        """Whether the analytic path serves ``space``."""
+        if self.from_arch is None:
+            return False
+        return self.figure is None or self.figure in space.figures
+
+    def path_in(self, space: Space) -> str | None:
+        """'analytic', 'probe' or 'model' for ``space``; None if it cannot be computed."""
+        if self.analytic_in(space):
+            return "analytic"
+        if self.from_probe is not None:
+            return "probe"
+        if self.from_model is not None:
+            return "model"
+        return None
+
     def metadata(self) -> dict[str, Any]:
-        d = {
-            k: v
-            for k, v in asdict(self).items()
-            if k not in ("from_arch", "from_model", "probe_options")
+        return {
+            "name": self.name,
+            "version": self.version,
+            "higher_is_better": self.higher_is_better,
+            "description": self.description,
+            "unit": self.unit,
+            "needs": sorted(self.needs),
+            "figure": self.figure,
+            "source": self.source,
+            "needs_model": self.needs_model,
+            "needs_data": self.needs_data,
+            "needs_labels": self.needs_labels,
+            "needs_gradients": self.needs_gradients,
+            "needs_fresh_network": self.needs_fresh_network,
+            "needs_float64": self.needs_float64,
         }
-        d["needs_model"] = self.needs_model
-        return d
 
 
 _REGISTRY: dict[str, Metric] = {}
-
-# One module per metric family; each registers its metrics when imported.
-FAMILIES = ("nasfilter.metrics.counting", "nasfilter.metrics.naswot")
+_LOADED = {"builtin": False}
 
 
-def register(metric: Metric) -> Metric:
-    if metric.name in _REGISTRY:
-        raise ValueError(f"metric {metric.name!r} is already registered")
-    if metric.from_arch is None and metric.from_model is None:
-        raise ValueError(f"metric {metric.name!r} has no way to be computed")
-    _REGISTRY[metric.name] = metric
-    return metric
+def register(m: Metric) -> Metric:
+    """Add a metric; a second metric of the same name is refused."""
+    if m.name in _REGISTRY:
+        raise ValueError(f"metric {m.name!r} is already registered")
+    if m.from_arch is None and not m.model_capable:
+        raise ValueError(f"metric {m.name!r} has no way to be computed")
+    bad = set(m.needs) - set(NEEDS)
+    if bad:
+        raise ValueError(f"metric {m.name!r} declares unknown needs {sorted(bad)}")
+    _REGISTRY[m.name] = m
+    return m
+
+
+def metric(
+    name: str,
+    *,
+    description: str,
+    higher_is_better: bool = True,
+    version: str = "1",
+    unit: str = "",
+    needs: Iterable[str] = (),
+    path: str = "model",
+    figure: str | None = None,
+    analytic: Analytic | None = None,
+    probe_options: dict[str, Any] | None = None,
+    source: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as metric ``name``.
+
+    ``path='model'``: the function takes a ``MetricInput``; ``path='probe'``: it takes
+    ``(probe, ctx)`` and reads the shared forward pass; ``path='analytic'``: it takes
+    ``(space, arch, ctx)``. ``analytic`` adds an analytic path beside a probe or model
+    path (used for the spaces whose ``figures`` include ``figure``).
+    """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        register(
+            Metric(
+                name=name,
+                version=version,
+                higher_is_better=higher_is_better,
+                description=description,
+                unit=unit,
+                needs=frozenset(needs),
+                figure=figure,
+                from_arch=fn if path == "analytic" else analytic,
+                from_probe=fn if path == "probe" else None,
+                from_model=fn if path == "model" else None,
+                probe_options=tuple(sorted((probe_options or {}).items())),
+                source=source,
+            )
+        )
+        return fn
+
+    return deco
 
 
 def _load() -> None:
-    # Importing the families registers their metrics (none of them imports torch).
-    # import_module, not `from nasfilter.metrics import naswot`: the package exports a
-    # function of that name, which would shadow the module.
-    for family in FAMILIES:
-        importlib.import_module(family)
+    """Import every module of ``nasfilter.metrics.measures`` (each registers its metrics;
+    none imports torch at import time), then the ``nasfilter.metrics`` entry points."""
+    if _LOADED["builtin"]:
+        return
+    _LOADED["builtin"] = True
+    from nasfilter.metrics import measures
+
+    for info in pkgutil.iter_modules(measures.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{measures.__name__}.{info.name}")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="nasfilter.metrics"):
+        ep.load()
 
 
 def get_metric(name: str) -> Metric:
@@ -119,8 +262,13 @@ def list_metrics() -> list[Metric]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def parse_metric_list(text: str) -> list[Metric]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
+def parse_metric_list(text: str | Iterable[str]) -> list[Metric]:
+    """Metrics from a comma-separated list (or an iterable of names), duplicates dropped,
+    in the order given."""
+    if isinstance(text, str):
+        names = [t.strip() for t in text.split(",") if t.strip()]
+    else:
+        names = [str(t).strip() for t in text if str(t).strip()]
     if not names:
         raise UnknownMetricError("No metric named.", "Pass e.g. --metrics relu_count,params.")
     seen: list[Metric] = []

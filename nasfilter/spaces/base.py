@@ -1,56 +1,73 @@
-"""The search-space interface.
+"""The search-space interface, by capability.
 
-A space knows the canonical identity of its architectures (parse, validate, format),
-how many there are, how to enumerate and sample them without building anything, their
-analytic costs, and how to build the torch network (torch is imported only there).
+Every space knows the canonical identity of its architectures (parse, validate, format;
+``canonical`` may accept several input notations and map them to the one identity),
+how to draw seeded samples, and how to build the torch network (torch is imported only
+there). Everything else is optional and declared:
+
+- ``enumerable``: the space can be listed (``size``, ``enumerate``, ``rank``/``unrank``);
+  sampling then draws positions without replacement. A sampling-only space (``size`` is
+  None) implements ``draw(rng)`` instead and ``sample`` keeps the first ``n`` distinct
+  draws.
+- ``figures``: the analytic figures ``costs(arch, shape)`` computes from the identity,
+  without building anything (``params``, ``flops``, ``relu_count``, or space-specific
+  ones such as ``macs``). A metric whose ``figure`` a space lacks is measured on the built
+  network instead (or refused, if it has no model path).
+- ``mutate``/``neighbours``: the space's own neighbourhood, used by evolutionary search.
+  ``MixedRadixSpace`` derives them from a fixed list of positions (``radices``).
+- ``features(arch)``: a tuple of per-position choices, when the space has one; a search
+  restricted to a population uses it as a distance (number of differing positions).
+- ``shapes``: the dataset shapes a space can be built at (names in
+  ``nasfilter.datasets.SHAPES``); the first is its default.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasfilter.errors import SampleSizeError
+from nasfilter.datasets import SHAPES, DatasetShape, get_shape
+from nasfilter.errors import SampleSizeError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
+#: Kept for existing imports: the NATS-Bench shapes by name.
+DATASETS = SHAPES
 
-@dataclass(frozen=True)
-class DatasetShape:
-    """What a dataset means for a network: classes and input resolution."""
-
-    name: str
-    num_classes: int
-    resolution: int
-    channels: int = 3
-
-
-DATASETS: dict[str, DatasetShape] = {
-    "cifar10": DatasetShape("cifar10", 10, 32),
-    "cifar100": DatasetShape("cifar100", 100, 32),
-    "imagenet16-120": DatasetShape("imagenet16-120", 120, 16),
-}
+#: How many draws a sampling-only space may take per architecture asked for before
+#: ``sample`` gives up (the space is then smaller than it claims, or ``draw`` is stuck).
+_DRAWS_PER_ARCH = 50
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Analytic costs of one network for one input sample.
+    """Analytic figures of one network for one input sample.
 
     params: trainable parameters (weights, biases, BN affine).
     flops: multiply-accumulates of convolutions and linear layers, plus bias adds
         (the NATS-Bench counter's convention: BN, pooling, ReLU and additions are not
         counted). Not divided by 1e6.
     relu_count: N_A, elements entering a ReLU, summed over every ReLU call.
+    extra: space-specific figures by name (e.g. ``macs``, ``peak_ram_kb``).
+
+    A figure a space does not compute is None.
     """
 
-    params: int
-    flops: int
-    relu_count: int
+    params: int | None = None
+    flops: int | None = None
+    relu_count: int | None = None
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+    def figure(self, name: str) -> float | None:
+        """A figure by name (``params``, ``flops``, ``relu_count`` or an extra one)."""
+        if name in ("params", "flops", "relu_count"):
+            return getattr(self, name)  # type: ignore[no-any-return]
+        return self.extra.get(name)
 
 
 class Space(ABC):
@@ -58,8 +75,15 @@ class Space(ABC):
 
     name: str
     description: str
-    size: int
     notation: str  # one-line description of the identity format
+    #: number of architectures, when known (enumerable spaces); None for sampling-only
+    size: int | None = None
+    #: whether ``enumerate``/``rank``/``unrank`` work
+    enumerable: bool = False
+    #: analytic figures ``costs`` computes (empty: none; metrics are then measured)
+    figures: frozenset[str] = frozenset()
+    #: dataset shapes the space builds at; the first is the default
+    shapes: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
 
     # -- identity ---------------------------------------------------------------------
     @abstractmethod
@@ -71,58 +95,159 @@ class Space(ABC):
         """The canonical identity string of a parsed architecture."""
 
     def canonical(self, arch: str) -> str:
+        """The canonical identity of ``arch`` given in any notation the space accepts."""
         return self.format(self.parse(arch))
 
-    @abstractmethod
+    # -- enumeration (enumerable spaces) ---------------------------------------------------
     def unrank(self, index: int) -> str:
         """The identity at position ``index`` of the space's own enumeration order."""
+        raise self._not("enumerated (it is sampled only)")
 
-    @abstractmethod
     def rank(self, arch: str) -> int:
         """Inverse of ``unrank``."""
+        raise self._not("enumerated (it is sampled only)")
 
-    # -- enumeration --------------------------------------------------------------------
     def enumerate(self) -> Iterator[str]:
+        if not self.enumerable or self.size is None:
+            raise self._not("enumerated (it is sampled only)")
         for i in range(self.size):
             yield self.unrank(i)
 
+    # -- sampling -------------------------------------------------------------------------
     def check_sample_size(self, n: int) -> None:
-        """Raise SampleSizeError unless 1 <= n <= size."""
+        """Raise SampleSizeError unless 1 <= n <= size (any n >= 1 when size is unknown)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise SampleSizeError(f"--n must be an integer (got {n!r}).")
         if n < 1:
             raise SampleSizeError(f"--n must be at least 1 (got {n}).")
-        if n > self.size:
+        if self.size is not None and n > self.size:
             raise SampleSizeError(
                 f"--n {n} is larger than the {self.name} space, which has {self.size:,} "
                 f"architectures.",
-                f"Use --n {self.size} or --all.",
+                f"Use --n {self.size} or --all." if self.enumerable else "Use a smaller --n.",
             )
 
     def sample_indices(self, n: int, seed: int) -> np.ndarray:
-        """``n`` distinct positions drawn with ``seed``, in draw order (int64)."""
+        """``n`` distinct positions drawn with ``seed``, in draw order (int64);
+        enumerable spaces only."""
+        if not self.enumerable or self.size is None:
+            raise self._not("sampled by position (it is not enumerable)")
         self.check_sample_size(n)
         rng = np.random.default_rng(seed)
         return rng.choice(self.size, size=n, replace=False).astype(np.int64)
 
-    def sample(self, n: int, seed: int) -> Iterator[str]:
-        for i in self.sample_indices(n, seed):
-            yield self.unrank(int(i))
+    def draw(self, rng: np.random.Generator) -> str:
+        """One random canonical identity (sampling-only spaces implement this)."""
+        raise self._not("sampled (it defines neither enumeration nor draw)")
 
-    # -- neighbourhood (used by evolutionary search) ---------------------------------------
-    # ``radices``: the number of choices at each position of the identity, in the order
-    # ``unrank`` reads them (mixed radix, first position least significant). Spaces that
-    # set it get ``digits``, ``neighbours`` and ``mutate`` for free.
+    def sample(self, n: int, seed: int) -> list[str]:
+        """``n`` distinct identities drawn with ``seed``, in draw order.
+
+        Enumerable spaces draw positions without replacement (``sample_indices``);
+        sampling-only spaces keep the first ``n`` distinct results of ``draw`` with a
+        generator seeded by ``seed``. Either way the same (n, seed) gives the same list,
+        and the sample for n is a prefix of the sample for a larger n only for
+        sampling-only spaces.
+        """
+        self.check_sample_size(n)
+        if self.enumerable:
+            return [self.unrank(int(i)) for i in self.sample_indices(n, seed)]
+        rng = np.random.default_rng(seed)
+        out: dict[str, None] = {}
+        budget = n * _DRAWS_PER_ARCH
+        while len(out) < n:
+            if budget == 0:
+                raise SampleSizeError(
+                    f"Could not draw {n:,} distinct {self.name} architectures "
+                    f"({len(out):,} after {n * _DRAWS_PER_ARCH:,} draws).",
+                    "Use a smaller --n.",
+                )
+            budget -= 1
+            out.setdefault(self.draw(rng))
+        return list(out)
+
+    # -- neighbourhood (evolutionary search) ---------------------------------------------
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """One random neighbour of ``arch`` (a valid, different architecture)."""
+        raise self._not("mutated (it defines no neighbourhood)")
+
+    def neighbours(self, arch: str) -> list[str]:
+        """Every neighbour of ``arch``, when the neighbourhood is small enough to list."""
+        raise self._not("listed by neighbourhood")
+
+    def features(self, arch: str) -> tuple[Any, ...] | None:
+        """Per-position choices of ``arch`` (a distance between architectures counts the
+        positions that differ), or None when the space has no fixed positions."""
+        return None
+
+    @property
+    def can_mutate(self) -> bool:
+        return type(self).mutate is not Space.mutate
+
+    # -- costs and networks ---------------------------------------------------------------
+    def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
+        """Analytic figures (those named in ``figures``), without building anything."""
+        raise self._not("costed analytically (its figures are measured on built networks)")
+
+    @abstractmethod
+    def build(self, arch: str, shape: DatasetShape | int | None = None) -> nn.Module:
+        """The torch network at a dataset shape (imports torch). An int is taken as
+        the number of classes at the space's default shape (older callers)."""
+
+    def shape(self, shape: DatasetShape | int | str | None = None) -> DatasetShape:
+        """Resolve a shape argument: None (the default), a name, an int (number of
+        classes at the default shape) or a DatasetShape; refuses shapes the space does
+        not build at."""
+        if isinstance(shape, DatasetShape):
+            out = shape
+        elif shape is None:
+            out = get_shape(self.shapes[0])
+        elif isinstance(shape, str):
+            out = get_shape(shape)
+        else:
+            base = get_shape(self.shapes[0])
+            out = DatasetShape(base.name, int(shape), base.resolution, base.channels, base.width)
+        if out.name not in self.shapes:
+            raise UsageError(
+                f"The {self.name} space is not built at the {out.name} shape.",
+                f"Choose one of: {', '.join(self.shapes)}.",
+            )
+        return out
+
+    def needs(self, metric: Any) -> str:
+        """What scoring this space with ``metric`` (a registry Metric) needs."""
+        if metric.analytic_in(self):
+            return "nothing (analytic)"
+        if not metric.model_capable:
+            return "not available"
+        return "torch (networks built)" + (", input images (--data)" if metric.needs_data else "")
+
+    def _not(self, what: str) -> UsageError:
+        return UsageError(f"The {self.name} space cannot be {what}.")
+
+
+class MixedRadixSpace(Space):
+    """An enumerable space of fixed positions, each with a number of choices.
+
+    ``radices``: the number of choices at each position of the identity, in the order
+    ``unrank`` reads them (mixed radix, first position least significant). Subclasses
+    get ``digits``, ``features``, ``neighbours`` and ``mutate`` for free.
+    """
+
+    enumerable = True
     radices: tuple[int, ...] = ()
 
     def digits(self, arch: str) -> tuple[int, ...]:
         """The choice made at each position (``rank`` in mixed radix ``radices``)."""
-        if not self.radices:
-            raise NotImplementedError(f"{self.name} does not define positions (radices)")
         index = self.rank(arch)
         out = []
         for r in self.radices:
             index, d = divmod(index, r)
             out.append(d)
         return tuple(out)
+
+    def features(self, arch: str) -> tuple[int, ...]:
+        return self.digits(arch)
 
     def from_digits(self, digits: tuple[int, ...]) -> str:
         """Inverse of ``digits``."""
@@ -151,18 +276,3 @@ class Space(ABC):
         d = int(rng.integers(self.radices[pos] - 1))
         digits[pos] = d if d < digits[pos] else d + 1
         return self.from_digits(tuple(digits))
-
-    # -- costs and networks ---------------------------------------------------------------
-    @abstractmethod
-    def costs(self, arch: str, dataset: DatasetShape = DATASETS["cifar10"]) -> Costs:
-        """Analytic params, flops and ReLU count, without building anything."""
-
-    @abstractmethod
-    def build(self, arch: str, num_classes: int = 10) -> nn.Module:
-        """The torch network (imports torch)."""
-
-    def needs(self, metric: Any) -> str:
-        """What scoring this space with ``metric`` (a registry Metric) needs."""
-        if not metric.needs_model:
-            return "nothing (analytic)"
-        return "torch (networks built)" + (", input images (--data)" if metric.needs_data else "")

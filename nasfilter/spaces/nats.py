@@ -14,9 +14,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from nasfilter.datasets import DatasetShape
 from nasfilter.errors import InvalidArchitectureError
 from nasfilter.spaces import register_space
-from nasfilter.spaces.base import DATASETS, Costs, DatasetShape, Space
+from nasfilter.spaces.base import DATASETS, Costs, MixedRadixSpace
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -210,11 +211,12 @@ def _build(channels: tuple[int, ...], genotype: Genotype, num_classes: int) -> n
 
 
 @register_space
-class NatsTSS(Space):
+class NatsTSS(MixedRadixSpace):
     name = "nats-tss"
     description = "NATS-Bench topology space (NAS-Bench-201): 5 ops on 6 edges, C=16, N=5"
     size = len(TSS_OPS) ** len(EDGES)
     notation = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+    figures = frozenset({"params", "flops", "relu_count"})
     radices = (len(TSS_OPS),) * len(EDGES)  # one operation per edge, in identity order
     channels = (16,) * 5 + (32,) + (32,) * 5 + (64,) + (64,) * 5
 
@@ -243,14 +245,15 @@ class NatsTSS(Space):
             index = index * len(TSS_OPS) + TSS_OPS.index(op)
         return index
 
-    def costs(self, arch: str, dataset: DatasetShape = DATASETS["cifar10"]) -> Costs:
+    def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
+        dataset = dataset or DATASETS["cifar10"]
         digits = tss_digits(arch)
         if digits is None:  # not canonical: parse for the error message (or the genotype)
             return network_costs(self.channels, self.parse(arch), dataset)
         return tss_costs(self.channels, digits, dataset)
 
-    def build(self, arch: str, num_classes: int = 10) -> nn.Module:
-        return _build(self.channels, self.parse(arch), num_classes)
+    def build(self, arch: str, shape: DatasetShape | int | None = None) -> nn.Module:
+        return _build(self.channels, self.parse(arch), self.shape(shape).num_classes)
 
 
 _SSS_GENOTYPE = parse_cell(SSS_CELL)
@@ -258,11 +261,12 @@ _WIDTH_OF = {str(w): w for w in SSS_CHOICES}
 
 
 @register_space
-class NatsSSS(Space):
+class NatsSSS(MixedRadixSpace):
     name = "nats-sss"
     description = "NATS-Bench size space: 5 widths in {8..64}, fixed cell, N=1"
     size = len(SSS_CHOICES) ** 5
     notation = "c1:c2:c3:c4:c5, each in 8,16,...,64"
+    figures = frozenset({"params", "flops", "relu_count"})
     radices = (len(SSS_CHOICES),) * 5  # one width per layer
 
     def parse(self, arch: str) -> tuple[int, ...]:
@@ -312,8 +316,8 @@ class NatsSSS(Space):
             index = index * len(SSS_CHOICES) + SSS_CHOICES.index(w)
         return index
 
-    def costs(self, arch: str, dataset: DatasetShape = DATASETS["cifar10"]) -> Costs:
-        return network_costs(self.parse(arch), _SSS_GENOTYPE, dataset)
+    def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
+        return network_costs(self.parse(arch), _SSS_GENOTYPE, dataset or DATASETS["cifar10"])
 
-    def build(self, arch: str, num_classes: int = 10) -> nn.Module:
-        return _build(self.parse(arch), _SSS_GENOTYPE, num_classes)
+    def build(self, arch: str, shape: DatasetShape | int | None = None) -> nn.Module:
+        return _build(self.parse(arch), _SSS_GENOTYPE, self.shape(shape).num_classes)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from nasfilter.metrics.registry import Metric, Score, ScoreContext, register
+from nasfilter.metrics.registry import Score, ScoreContext, metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasfilter.metrics.probe import ModelProbe
@@ -44,23 +44,20 @@ def score_kernel(kernel: Any) -> Score:
     return Score.of(float(logdet))
 
 
-def _from_model(probe: ModelProbe, ctx: ScoreContext) -> Score:
-    return score_kernel(probe.kernel())
-
-
-NASWOT = register(
-    Metric(
-        name="naswot",
-        version="1",
-        higher_is_better=True,
-        needs_data=True,
-        needs_gradients=False,
-        description="log|K_H|, the NASWOT score of Mellor et al. (2021) on one mini-batch",
-        unit="nats",
-        from_model=_from_model,
-        probe_options=(("want_kernel", True),),
-    )
+@metric(
+    "naswot",
+    path="probe",
+    needs=("data",),
+    probe_options={"want_kernel": True},
+    description="log|K_H|, the NASWOT score of Mellor et al. (2021) on one mini-batch",
+    unit="nats",
+    source=(
+        "J. Mellor, J. Turner, A. Storkey, E. J. Crowley, Neural Architecture Search "
+        "without Training, ICML 2021; BayesWatch/nas-without-training, score_networks.py"
+    ),
 )
+def naswot(probe: ModelProbe, ctx: ScoreContext) -> Score:
+    return score_kernel(probe.kernel())
 
 
 def naswot_score(model: Any, inputs: Any, bn_mode: str = "batch") -> float:

@@ -1,0 +1,275 @@
+"""What a model-path metric gets for one architecture: ``MetricInput``.
+
+The scorer builds each network once, seeded, and keeps it pristine. A metric declared
+with ``path='model'`` is called with a ``MetricInput`` whose ``model`` is
+
+- a fresh copy of the pristine network (``copy.deepcopy``: the same seeded weights,
+  no rebuild) when the metric declares ``fresh_network`` or ``float64`` (then in
+  float64); the metric may change it freely;
+- otherwise the pristine network itself, which the metric must leave exactly as it
+  found it (weights, buffers, ``.grad``, train/eval mode). Anything that runs a forward
+  pass in training mode (BatchNorm running statistics change) or a backward pass
+  (``.grad`` is set) must declare ``fresh_network``.
+
+``inputs``/``targets`` are the run's batch and labels, present only when the metric
+declares ``data``/``labels``; data-free metrics make their own inputs with
+``gaussian()`` or ``ones()`` (seeded per architecture), so their values never depend on
+``--data``. ``shared(key, fn)`` memoizes a computation across the metrics of one
+architecture (a gradient pass that several metrics read), and ``probe`` is the shared
+no-grad forward pass. ``logits(model, x)`` runs a network and returns its logits
+(NATS/xautodl networks return ``(features, logits)``).
+
+``compute(name, model, inputs, targets)`` scores any ``nn.Module`` with any registered
+metric through the same code, leaving the caller's model unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from nasfilter.datasets import DatasetShape
+from nasfilter.errors import UsageError
+from nasfilter.metrics.registry import Metric, Score, ScoreContext, get_metric
+
+T = TypeVar("T")
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits of a network's output: the tensor itself, or the last element of a
+    tuple/list (``(features, logits)`` as NATS/xautodl networks return)."""
+    if isinstance(output, (tuple, list)):
+        if not output:
+            raise ValueError("the network returned an empty tuple")
+        output = output[-1]
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"the network returned {type(output).__name__}, not a tensor")
+    return output
+
+
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+    return g
+
+
+@contextmanager
+def bn_buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Restore every BatchNorm running statistic (and counter) after the block: a
+    training-mode forward pass then leaves the network as it was."""
+    saved = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            saved.append((m, {k: b.clone() for k, b in m.named_buffers(recurse=False)}))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, bufs in saved:
+                for k, b in m.named_buffers(recurse=False):
+                    if k in bufs:
+                        b.copy_(bufs[k])
+
+
+class ArchState:
+    """Per-architecture state shared by the metrics of one architecture: the pristine
+    network, the batch, the shared probe and memoized computations."""
+
+    def __init__(
+        self,
+        pristine: nn.Module,
+        *,
+        shape: DatasetShape,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        ctx: ScoreContext,
+        bn_mode: str = "batch",
+        inputs: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        probe: Callable[[], Any] | None = None,
+        space: Any = None,
+        arch: str | None = None,
+    ) -> None:
+        self.pristine = pristine
+        self.shape = shape
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.seed = int(seed)
+        self.ctx = ctx
+        self.bn_mode = bn_mode
+        self.inputs = inputs
+        self.targets = targets
+        self._probe = probe
+        self.space = space
+        self.arch = arch
+        self.memo: dict[Any, Any] = {}
+
+    def fresh(self, dtype: torch.dtype | None = None) -> nn.Module:
+        """A copy of the pristine network (same seeded weights), optionally converted."""
+        m = copy.deepcopy(self.pristine)
+        if dtype is not None:
+            m = m.to(dtype=dtype)
+        return m
+
+    def probe(self) -> Any:
+        if self._probe is None:
+            raise RuntimeError("no shared forward pass is available here")
+        return self._probe()
+
+    def input_for(self, metric: Metric) -> MetricInput:
+        if metric.needs_data and self.inputs is None:
+            raise UsageError(f"{metric.name} needs input images.", "Pass --data.")
+        if metric.needs_labels and self.targets is None:
+            raise UsageError(f"{metric.name} needs labels (targets).")
+        if metric.needs_float64:
+            model = self.fresh(torch.float64)
+        elif metric.needs_fresh_network:
+            model = self.fresh()
+        else:
+            model = self.pristine
+        return MetricInput(self, metric, model)
+
+
+class MetricInput:
+    """The view of one architecture that one model-path metric gets (see module doc)."""
+
+    def __init__(self, state: ArchState, metric: Metric, model: nn.Module) -> None:
+        self._state = state
+        self.metric = metric
+        self.model = model
+        self.inputs = state.inputs if metric.needs_data else None
+        self.targets = state.targets if metric.needs_labels else None
+        self.shape = state.shape
+        self.batch_size = state.batch_size
+        self.device = state.device
+        self.seed = state.seed
+        self.ctx = state.ctx
+        self.bn_mode = state.bn_mode
+        self.space = state.space
+        self.arch = state.arch
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64 if self.metric.needs_float64 else torch.float32
+
+    @property
+    def num_classes(self) -> int:
+        return self.shape.num_classes
+
+    def input_shape(self, batch: int | None = None) -> tuple[int, int, int, int]:
+        """(K, C, H, W) of the run (K = the batch size unless given)."""
+        return self.shape.input_shape(self.batch_size if batch is None else batch)
+
+    def gaussian(self, batch: int | None = None, salt: int = 0) -> torch.Tensor:
+        """Seeded N(0, 1) inputs of the run's shape, in the metric's dtype, on its
+        device. The same (architecture seed, salt) gives the same tensor."""
+        g = seeded_generator(self.seed * 1_000_003 + salt)
+        x = torch.randn(self.input_shape(batch), generator=g, dtype=torch.float32)
+        return x.to(device=self.device, dtype=self.dtype)
+
+    def ones(self, batch: int | None = None) -> torch.Tensor:
+        return torch.ones(self.input_shape(batch), device=self.device, dtype=self.dtype)
+
+    def fresh(self, dtype: torch.dtype | None = None) -> nn.Module:
+        """Another fresh copy of the pristine network."""
+        return self._state.fresh(dtype)
+
+    def shared(self, key: Any, fn: Callable[[MetricInput], T]) -> T:
+        """``fn(self)`` computed once per architecture under ``key`` and shared with every
+        metric that asks for the same key (e.g. one gradient pass read by several)."""
+        memo = self._state.memo
+        if key not in memo:
+            memo[key] = fn(self)
+        return memo[key]  # type: ignore[no-any-return]
+
+    @property
+    def probe(self) -> Any:
+        """The shared no-grad forward pass (a ``ModelProbe`` that has run)."""
+        return self._state.probe()
+
+    @staticmethod
+    def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return logits_of(model(x))
+
+
+def _error_score(e: BaseException) -> Score:
+    return Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
+
+
+def compute_score(metric: Metric, state: ArchState) -> Score:
+    """One metric on one architecture through its probe or model path."""
+    if metric.from_probe is not None:
+        return Score.of(metric.from_probe(state.probe(), state.ctx))
+    if metric.from_model is None:
+        raise UsageError(f"{metric.name} cannot be computed on a network.")
+    return Score.of(metric.from_model(state.input_for(metric)))
+
+
+def compute(
+    name: str,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    bn_mode: str = "batch",
+    seed: int = 0,
+    bytes_per_param: float = 1.0,
+    num_classes: int | None = None,
+) -> float:
+    """Score any ``nn.Module`` with any registered metric; the value (NaN, ±inf kept).
+
+    ``inputs``: a (K, C, H, W) batch, which also gives data-free metrics their input
+    shape and batch size. ``targets``: (K,) class indices, for metrics that need labels.
+    The caller's model is not changed (metrics work on copies where they modify).
+    """
+    from nasfilter.metrics.probe import ModelProbe
+
+    m = get_metric(name)
+    if not m.model_capable:
+        raise UsageError(f"{name} is computed from an architecture's identity only.")
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+        raise UsageError("inputs must be a (K, C, H, W) tensor.")
+    if m.needs_labels and targets is None:
+        raise UsageError(f"{name} needs targets (class labels, shape (K,)).")
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else inputs.device
+    k, c, h, w = (int(d) for d in inputs.shape)
+    if num_classes is None:
+        with torch.no_grad(), bn_buffers_kept(model):
+            was = model.training
+            model.eval()
+            try:
+                num_classes = int(logits_of(model(inputs[:1])).shape[-1])
+            finally:
+                model.train(was)
+    shape = DatasetShape("custom", num_classes, h, c, None if w == h else w)
+    pristine = copy.deepcopy(model)
+    ctx = ScoreContext(dataset=shape, bytes_per_param=bytes_per_param)
+    holder: dict[str, Any] = {}
+
+    def probe() -> Any:
+        if "p" not in holder:
+            opts = dict(m.probe_options)
+            holder["p"] = ModelProbe(pristine, inputs, bn_mode=bn_mode, **opts).run()
+        return holder["p"]
+
+    state = ArchState(
+        pristine,
+        shape=shape,
+        batch_size=k,
+        device=device,
+        seed=seed,
+        ctx=ctx,
+        bn_mode=bn_mode,
+        inputs=inputs,
+        targets=targets,
+        probe=probe,
+    )
+    return compute_score(m, state).value
