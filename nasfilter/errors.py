@@ -42,6 +42,10 @@ class SampleSizeError(UsageError):
     pass
 
 
+class UnknownRunError(UsageError):
+    """A run id that is not in the database (a usage error: exit 2)."""
+
+
 class StoreError(NasfilterError):
     """The database cannot be opened, is locked, or is from a newer nasfilter."""
 
@@ -62,3 +66,9 @@ class DeviceError(NasfilterError):
     """Device selection or out-of-memory problems."""
 
     exit_code = 5
+
+
+class RunInterrupted(NasfilterError):
+    """A run stopped by Ctrl-C or SIGTERM; what was committed is kept."""
+
+    exit_code = 130

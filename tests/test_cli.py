@@ -64,7 +64,7 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(runner: CliRunner, db: Path) 
         (("score", "nats-xyz", "--n", "5"), "Unknown search space 'nats-xyz'", 2),
         (("score", "nats-tss", "--n", "20000"), "15,625 architectures", 2),
         (("score", "nats-tss", "--n", "0"), "at least 1", 2),
-        (("score", "nats-tss"), "--n N or --all", 2),
+        (("score", "nats-tss"), "--n N, --all or --archs FILE", 2),
         (("score", "nats-tss", "--n", "5", "--metrics", "foo"), "Unknown metric 'foo'", 2),
         (("score", "nats-tss", "--n", "5", "--metrics", "naswot"), "needs input images", 2),
         (("info", "nats-tss", "|nor_conv_3x3~0|"), "Malformed TSS cell", 2),
@@ -84,7 +84,7 @@ def test_errors_do_not_lose_stored_rows(runner: CliRunner, db: Path) -> None:
     r = invoke(runner, "top", "--metric", "nope", "--db", str(db))
     assert r.exit_code == 2 and "has no metric 'nope'" in r.stderr
     r = invoke(runner, "top", "--run", "9", "--db", str(db))
-    assert r.exit_code == 3 and "No run 9" in r.stderr
+    assert r.exit_code == 2 and "No run 9" in r.stderr  # a usage error, not a database one
     r = invoke(runner, "sql", "SELECT count(*) AS n FROM scores", "--db", str(db), "-f", "json")
     assert json.loads(r.stdout) == [{"n": 30 * 4}]
 
@@ -189,8 +189,29 @@ def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: 
 
     con = duckdb.connect(str(db))
     con.execute("UPDATE runs SET status = 'interrupted' WHERE kind = 'score'")
+    (made,) = con.execute("SELECT run_id FROM runs WHERE kind = 'score'").fetchone()
+    rows = con.execute("SELECT count(*) FROM scores").fetchone()[0]
     con.close()
+    # `latest` names the newest score run a user started, never one a search made
     r = invoke(runner, "score", "--resume", "latest", "--db", str(db))
+    assert r.exit_code == 3
+    assert f"made by searches: {made}" in r.stderr and "Traceback" not in r.output
+    # by its id, a search's run resumes its recorded list and adds nothing
+    r = invoke(runner, "score", "--resume", str(made), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert "0 architectures scored (5 already stored)" in r.stderr
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == rows
+    assert con.execute("SELECT count(*) FROM run_archs WHERE run_id = ?", [made]).fetchone() == (5,)
+    # a search's run written by nasfilter 0.x recorded no list: it cannot be resumed alone
+    con.execute(
+        "UPDATE runs SET status = 'interrupted', settings = json_merge_patch(settings, "
+        '\'{"explicit_archs": true, "archs": null}\') WHERE run_id = ?',
+        [made],
+    )
+    con.execute("DELETE FROM scores WHERE run_id = ?", [made])
+    con.close()
+    r = invoke(runner, "score", "--resume", str(made), "--db", str(db))
     assert r.exit_code == 2
     assert "chosen by a search" in r.stderr and "Traceback" not in r.output
 
@@ -203,3 +224,15 @@ def test_spaces_lists_sizes_and_what_each_metric_needs(runner: CliRunner) -> Non
     needs = rows["nats-tss"]["needs"]
     assert "relu_count, size_kb: nothing (analytic)" in needs
     assert "naswot: torch (networks built), input images (--data)" in needs
+
+
+def test_cli_choices_are_the_library_choices() -> None:
+    from nasfilter.cli.options import Algo, BnMode, PenaltyName, PopulationKind
+    from nasfilter.penalties import PENALTIES
+    from nasfilter.scoring.settings import BN_MODES
+    from nasfilter.search.request import ALGORITHMS, POPULATIONS
+
+    assert tuple(a.value for a in Algo) == ALGORITHMS
+    assert tuple(p.value for p in PopulationKind) == POPULATIONS
+    assert tuple(b.value for b in BnMode) == BN_MODES
+    assert {p.value for p in PenaltyName} == set(PENALTIES)

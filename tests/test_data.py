@@ -279,13 +279,19 @@ def test_synthetic_is_seeded_gaussian() -> None:
     c = load_batch("synthetic", 5, seed=10)
     assert a.synthetic is True and a.source == "synthetic" and a.dataset == "synthetic"
     assert a.images.shape == (5, 3, 32, 32) and a.images.dtype == np.float32
-    np.testing.assert_array_equal(a.labels, np.zeros(5, dtype=np.int64))
     assert a.labels.dtype == np.int64
-    ref = np.random.default_rng(9).standard_normal((5, 3, 32, 32), dtype=np.float32)
+    gen = np.random.default_rng(9)
+    ref = gen.standard_normal((5, 3, 32, 32), dtype=np.float32)
     np.testing.assert_array_equal(a.images, ref)
+    # labels: seeded random classes, drawn after the images from the same generator
+    np.testing.assert_array_equal(a.labels, gen.integers(0, 10, size=5, dtype=np.int64))
+    np.testing.assert_array_equal(a.labels, b.labels)
+    many = synthetic_batch(200, 1, num_classes=7).labels
+    assert set(many.tolist()) == set(range(7))
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
     assert synthetic_batch(2, 0, resolution=16).images.shape == (2, 3, 16, 16)
+    assert synthetic_batch(2, 0, 49, channels=1, width=40).images.shape == (2, 1, 49, 40)
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -394,14 +394,14 @@ def test_bn_mode_is_recorded_with_the_run_and_changes_scores(tmp_path: Path) -> 
         for mode in ("batch", "eval"):
             req = engine.ScoreRequest(
                 space="nats-tss",
-                n=1,
+                archs=[arch],
                 metrics="naswot",
                 data="synthetic",
                 batch_size=8,
                 bn_mode=mode,
             )
             run_id = engine.start(store, req)
-            engine.execute(store, run_id, archs=[arch])
+            engine.execute(store, run_id)
             assert store.get_run(run_id)["settings"]["bn_mode"] == mode
             _, rows = store.query(
                 "SELECT value FROM scores WHERE run_id = ? AND metric = 'naswot'", [run_id]
@@ -432,10 +432,11 @@ def test_same_seed_same_batch_same_init_same_scores(tmp_path: Path) -> None:
     def scores(seed: int, db: str) -> dict[str, float]:
         with Store.open(tmp_path / db) as store:
             req = engine.ScoreRequest(
-                space="nats-tss", n=3, metrics="naswot", data="synthetic", batch_size=8, seed=seed
-            )
+                space="nats-tss", archs=archs, metrics="naswot", data="synthetic", batch_size=8,
+                seed=seed,
+            )  # fmt: skip
             run_id = engine.start(store, req)
-            engine.execute(store, run_id, archs=archs)
+            engine.execute(store, run_id)
             _, rows = store.query(
                 "SELECT arch, value FROM scores WHERE run_id = ? AND metric = 'naswot'", [run_id]
             )

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from nasfilter import engine
 from nasfilter.penalties import penalized
 from nasfilter.search import SearchRequest, keep_count, run_search
-from nasfilter.search.common import Population
+from nasfilter.search.population import Population
 from nasfilter.spaces import get_space
 from nasfilter.store import Store
 from tests.conftest import invoke
@@ -42,17 +42,21 @@ def _cands(store: Store, run_id: int, repeat: int, stage: str = "final") -> list
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _best(archs: list[str], value, higher: bool = True) -> str:  # type: ignore[no-untyped-def]
-    """Independent argmax with the documented tie-break: fewer params, then identity."""
+def _params(a: str) -> int:
+    return TSS.costs(a).params if "|" in a else SSS.costs(a).params
+
+
+def _best(archs: list[str], value, higher: bool = True, tie: str = "first") -> str:  # type: ignore[no-untyped-def]
+    """Independent argmax with the documented tie-breaks: the first drawn (default),
+    fewer or more params then first drawn."""
     sign = -1.0 if higher else 1.0
-    return min(
-        archs,
-        key=lambda a: (
-            sign * value(a),
-            TSS.costs(a).params if "|" in a else SSS.costs(a).params,
-            a,
-        ),
-    )
+    extra = {
+        "first": lambda a: 0,
+        "smallest": lambda a: _params(a),
+        "largest": lambda a: -_params(a),
+    }[tie]
+    order = {a: i for i, a in enumerate(archs)}
+    return min(archs, key=lambda a: (sign * value(a), extra(a), order[a]))
 
 
 def _hamming(space, a: str, b: str) -> int:  # type: ignore[no-untyped-def]
@@ -111,10 +115,10 @@ def test_keep_count_is_exact_ceil() -> None:
 
 def test_random_picks_argmax_among_exactly_the_sampled_set(store: Store) -> None:
     res = run_search(store, SearchRequest("nats-tss", algo="random", n=50, repeats=3, seed=4))
-    assert [r.repeat for r in res.repeats] == [0, 1, 2]
+    assert [r.repeat for r in res.repeats] == [1, 2, 3]
     for r in res.repeats:
         cands = _cands(store, res.run_id, r.repeat)
-        sample = list(TSS.sample(50, 4 + r.repeat))  # = `nasfilter score --n 50 --seed 4+r`
+        sample = list(TSS.sample(50, 4 + r.repeat - 1))  # = `nasfilter score --n 50 --seed 4+r-1`
         assert [c["arch"] for c in cands] == sample
         # stored values are the analytic ReLU counts, and the choice is their argmax
         for c in cands:
@@ -154,7 +158,7 @@ def test_random_penalized_picks_argmax_of_metric_times_penalty(store: Store) -> 
         return float(penalized(c.relu_count, c.params / 1e6, "rdf", 0.1, 0.1))
 
     for r, p in zip(res.repeats, plain.repeats, strict=True):
-        sample = list(TSS.sample(200, 9 + r.repeat))
+        sample = list(TSS.sample(200, 9 + r.repeat - 1))
         assert r.arch == _best(sample, pen)
         assert r.rank_value == pytest.approx(pen(r.arch), rel=1e-12)
         assert r.size_kb < p.size_kb  # the penalty moved the choice to a smaller network
@@ -185,7 +189,7 @@ def test_two_stage_scores_naswot_on_exactly_ceil_keep_n(store: Store) -> None:
     for r in res.repeats:
         first = _cands(store, res.run_id, r.repeat, "filter")
         final = _cands(store, res.run_id, r.repeat, "final")
-        sample = list(SSS.sample(20, 1 + r.repeat))
+        sample = list(SSS.sample(20, 1 + r.repeat - 1))
         assert [c["arch"] for c in first] == sample
         assert all(c["metric"] == "relu_count" for c in first)
         top3 = sorted(sample, key=lambda a: (-SSS.costs(a).relu_count, SSS.costs(a).params, a))[:3]
@@ -221,7 +225,7 @@ def test_evolution_mutates_one_position_ages_out_and_is_deterministic(
         cands = _cands(store, res.run_id, r.repeat)
         assert len(cands) == 60 == r.evaluations
         init = [c["arch"] for c in cands[:10]]
-        assert init == list(TSS.sample(10, 3 + r.repeat))
+        assert init == list(TSS.sample(10, 3 + r.repeat - 1))
         assert all(c["parent"] is None for c in cands[:10])
         for i, c in enumerate(cands[10:], start=10):
             assert TSS.canonical(c["arch"]) == c["arch"]
@@ -231,13 +235,12 @@ def test_evolution_mutates_one_position_ages_out_and_is_deterministic(
             assert c["parent"] in wa
 
             # the parent won a tournament of 3 window positions: at least 2 other positions
-            # rank no better than it (its own duplicates included)
-            def key(w):  # type: ignore[no-untyped-def]
-                return (-w["rank_value"], w["params"], w["arch"])
-
-            pk = key(next(w for w in window if w["arch"] == c["parent"]))
-            assert sum(1 for w in window if key(w) >= pk) - 1 >= 2
-        best = min(cands, key=lambda c: (-c["rank_value"], c["params"], c["arch"]))
+            # rank no better than it (ties: the oldest wins; its own duplicates included)
+            keys = [(-w["rank_value"], j) for j, w in enumerate(window)]
+            pk = min(k for k, w in zip(keys, window, strict=True) if w["arch"] == c["parent"])
+            assert sum(1 for k in keys if k >= pk) - 1 >= 2
+        # the choice: the best value, ties to the first evaluated
+        best = min(cands, key=lambda c: (-c["rank_value"], c["step"]))
         assert r.arch == best["arch"]
         # a child already evaluated in this repeat keeps its value, with no new scoring
         seen: set[str] = set()
@@ -271,7 +274,7 @@ def test_evolution_on_truth_population_stays_inside(store: Store) -> None:
         ),
     )
     assert res.settings["split"] == "valid" and res.settings["population_size"] == len(acc)
-    cands = _cands(store, res.run_id, 0)
+    cands = _cands(store, res.run_id, 1)
     assert all(c["arch"] in acc for c in cands)
     for c in cands[10:]:
         d = _hamming(TSS, c["parent"], c["arch"])
@@ -296,12 +299,12 @@ def test_reuse_and_time_source_labels(store: Store) -> None:
     r0 = first.repeats[0]
     assert (r0.time_source, r0.scored, r0.stored, r0.summed_seconds) == ("measured", 30, 0, 0.0)
     assert r0.seconds == r0.measured_seconds > 0
-    score_run = _cands(store, first.run_id, 0)[0]["score_run_id"]
+    score_run = _cands(store, first.run_id, 1)[0]["score_run_id"]
 
     again = run_search(store, SearchRequest("nats-tss", n=30, repeats=1, seed=0))
     a0 = again.repeats[0]
     assert (a0.time_source, a0.scored, a0.stored, a0.measured_seconds) == ("summed", 0, 30, 0.0)
-    cands = _cands(store, again.run_id, 0)
+    cands = _cands(store, again.run_id, 1)
     assert {c["score_run_id"] for c in cands} == {score_run}
     assert {c["source"] for c in cands} == {"stored"}
     expected = _stored_seconds(store, score_run, [c["arch"] for c in cands], "relu_count")
@@ -310,8 +313,10 @@ def test_reuse_and_time_source_labels(store: Store) -> None:
 
     # half of seed 7's sample is already in a score run: that repeat is mixed
     sample = list(TSS.sample(30, 7))
-    rid = engine.start(store, engine.ScoreRequest("nats-tss", n=15, metrics="relu_count"))
-    engine.execute(store, rid, archs=sample[:15])
+    rid = engine.start(
+        store, engine.ScoreRequest("nats-tss", archs=sample[:15], metrics="relu_count")
+    )
+    engine.execute(store, rid)
     mixed = run_search(store, SearchRequest("nats-tss", n=30, repeats=1, seed=7)).repeats[0]
     assert (mixed.time_source, mixed.scored, mixed.stored) == ("mixed", 15, 15)
     assert mixed.summed_seconds == pytest.approx(
@@ -425,7 +430,7 @@ def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
             """
             SELECT c.repeat, c.arch FROM search_candidates c WHERE run_id = ?
             QUALIFY row_number() OVER (PARTITION BY repeat
-                ORDER BY rank_value DESC, params, arch) = 1 ORDER BY repeat""",
+                ORDER BY rank_value DESC, step) = 1 ORDER BY repeat""",
             [run_id],
         ).fetchall()
         assert [a for _, a in choices] == [x["arch"] for x in out["repeats"]]
@@ -470,11 +475,11 @@ def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
         ).fetchall()
         assert len(rows) == 4
         for rep, acc, truth, secs, secs2, summed, summed2, ss, ss2, ts, ts2 in rows:
-            assert acc == truth == out["repeats"][rep]["accuracy"]
+            assert acc == truth == out["repeats"][rep - 1]["accuracy"]
             assert secs == pytest.approx(secs2, rel=1e-12)
             assert summed == pytest.approx(summed2, rel=1e-12, abs=1e-15)
             assert ss == pytest.approx(ss2, rel=1e-12)
-            assert ts == ts2 == out["repeats"][rep]["time_source"]
+            assert ts == ts2 == out["repeats"][rep - 1]["time_source"]
         assert {x["time_source"] for x in out["repeats"]} >= {"mixed"} or {
             x["time_source"] for x in out["repeats"]
         } >= {"summed"}
@@ -511,21 +516,49 @@ def test_cli_table_and_csv_show_penalty_and_summary(
     r = invoke(runner, "search", "--show", "latest", "--db", str(db), "-f", "csv")
     assert r.exit_code == 0, r.output
     rows = list(csv.reader(io.StringIO(r.stdout)))
+    # one header per column; the repeats only, numbered from 1 (as on stderr)
     assert rows[0] == [
         "repeat",
         "arch",
-        "relu_count",
-        "relu_count_hsdf",
+        "metric",
+        "value",
+        "rank_by",
+        "rank_value",
         "params",
         "size_kb",
         "accuracy",
         "seconds",
         "time_source",
     ]
-    assert [x[0] for x in rows[1:]] == ["0", "1", "2", "mean", "std"]
-    sizes = [float(x[5]) for x in rows[1:4]]
-    assert float(rows[4][5]) == pytest.approx(np.mean(sizes))
-    assert float(rows[5][5]) == pytest.approx(np.std(sizes, ddof=1))
+    assert [x[0] for x in rows[1:]] == ["1", "2", "3"]
+    assert {x[2] for x in rows[1:]} == {"relu_count"} and {x[4] for x in rows[1:]} == {
+        "relu_count_hsdf"
+    }
+    sizes = [float(x[7]) for x in rows[1:4]]
+    # the summary goes to stderr, not into the CSV
+    assert (
+        f"size_kb: mean {np.mean(sizes)}" in r.stderr.replace("\n", " ")
+        or "size_kb: mean" in r.stderr
+    )
+
+
+def test_cli_csv_headers_are_unique_whatever_the_metric(runner: CliRunner, db: Path) -> None:
+    """Regression: --metric params gave the CSV header `params,params`."""
+    r = invoke(
+        runner, "search", "nats-sss", "--n", "5", "--repeats", "2", "--metric", "params",
+        "--db", str(db), "-f", "csv",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    header = next(csv.reader(io.StringIO(r.stdout)))
+    assert len(header) == len(set(header))
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [x["repeat"] for x in rows] == ["1", "2"]
+    assert all(
+        x["metric"] == "params"
+        and x["value"] == x["params"].split(".")[0]
+        or float(x["value"]) == float(x["params"])
+        for x in rows
+    )
 
 
 @pytest.mark.parametrize(
@@ -534,8 +567,8 @@ def test_cli_table_and_csv_show_penalty_and_summary(
         (
             ["nats-tss", "--algo", "annealing"],
             2,
-            "Error: Unknown search algorithm 'annealing'. "
-            "Choose one of: random, two-stage, evolution.",
+            "Error: Invalid value for '--algo': 'annealing' is not one of 'random', "
+            "'two-stage', 'evolution'. Try 'nasfilter search -h' for help.",
         ),
         (["nats-tss", "--n", "20000"], 2, "--n 20000 is larger than the nats-tss space"),
         (["nats-tss", "--n", "0"], 2, "--n must be at least 1"),
@@ -557,7 +590,7 @@ def test_cli_table_and_csv_show_penalty_and_summary(
         ),
         (["nats-tss", "--dataset", "mnist"], 2, "Unknown dataset 'mnist'"),
         (["nats-tss", "--metric", "params", "--penalty", "gdf"], 2, "params is lower-is-better"),
-        (["nats-tss", "--penalty", "box"], 2, "Unknown size penalty 'box'"),
+        (["nats-tss", "--penalty", "box"], 2, "'box' is not one of 'gdf', 'hsdf', 'rdf'"),
         (["nats-tss", "--penalty", "gdf", "--sigma", "0"], 2, "sigma must be finite and > 0"),
         (["nats-tss", "--metric", "naswot"], 2, "naswot needs input images"),
         (["nats-tss", "--metric", "zen"], 2, "Unknown metric 'zen'"),
@@ -603,7 +636,7 @@ def test_cli_n_larger_than_truth_population(runner: CliRunner, db: Path) -> None
         "cifar10-valid valid truth), which has 724 architectures."
     ) in r.stderr
     r = invoke(runner, "search", "--show", "1", "--db", str(db))
-    assert r.exit_code == 3  # no run 1 (truth loads are not runs)
+    assert r.exit_code == 2  # no run 1 (truth loads are not runs): a usage error
     invoke(runner, "score", "nats-tss", "--n", "5", "--db", str(db))
     r = invoke(runner, "search", "--show", "1", "--db", str(db))
     assert r.exit_code == 2 and "Run 1 is a score run, not a search." in r.stderr
@@ -651,7 +684,8 @@ def test_top_penalty_ranks_by_metric_times_penalty(runner: CliRunner, db: Path) 
         c = TSS.costs(a)
         return float(penalized(c.relu_count, c.params / 1e6, "gdf", 0.1, 0.2))
 
-    want = sorted(sample, key=lambda a: (-pen(a), TSS.costs(a).params, a))[:6]
+    order = {a: i for i, a in enumerate(TSS.sample(300, 2))}  # draw order: ties to the first
+    want = sorted(sample, key=lambda a: (-pen(a), order[a]))[:6]
     assert [x["arch"] for x in rows] == want
     for x in rows:
         assert x["relu_count_gdf"] == pytest.approx(pen(x["arch"]), rel=1e-12)
@@ -666,7 +700,7 @@ def test_top_penalty_ranks_by_metric_times_penalty(runner: CliRunner, db: Path) 
     r = invoke(runner, "top", "--metric", "params", "--penalty", "gdf", "--db", str(db))
     assert r.exit_code == 2 and "params is lower-is-better" in r.stderr
     r = invoke(runner, "top", "--penalty", "nope", "--db", str(db))
-    assert r.exit_code == 2 and "Unknown size penalty 'nope'" in r.stderr
+    assert r.exit_code == 2 and "'nope' is not one of 'gdf', 'hsdf', 'rdf'" in r.stderr
     r = invoke(runner, "top", "--penalty", "gdf", "--mu", "-1", "--db", str(db))
     assert r.exit_code == 2 and "mu must be finite and >= 0" in r.stderr
 
@@ -699,7 +733,7 @@ def test_interrupted_search_keeps_finished_repeats(
     real = runner.ALGORITHM_FUNCS["random"]
 
     def flaky(ctx):  # type: ignore[no-untyped-def]
-        if ctx.repeat == 2:
+        if ctx.repeat == 3:
             raise KeyboardInterrupt
         return real(ctx)
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nasfilter import engine
-from nasfilter.errors import RunNotFoundError, StoreError
+from nasfilter.errors import RunNotFoundError, StoreError, UnknownRunError
 from nasfilter.store import BatchWriter, Store, export_parquet, migrations
 
 
@@ -74,8 +74,13 @@ def test_locked_database_gives_a_clear_error(db: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match="in use by another process"):
-            Store.open(db)
+        t = time.perf_counter()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("NASFILTER_LOCK_TIMEOUT", "0.5")
+            with pytest.raises(StoreError, match="held open by another process") as e:
+                Store.open(db)
+        assert "Close that connection" in str(e.value)
+        assert 0.4 < time.perf_counter() - t < 5  # it waited for the lock, then gave up
     finally:
         holder.kill()
         holder.wait()
@@ -104,8 +109,9 @@ def test_unknown_run_and_empty_database(db: Path) -> None:
     with Store.open(db) as s:
         with pytest.raises(RunNotFoundError, match="no score run yet"):
             s.resolve_run("latest", kind="score")
-        with pytest.raises(RunNotFoundError, match="No run 42"):
+        with pytest.raises(UnknownRunError, match="No run 42") as e:
             s.resolve_run(42)
+        assert e.value.exit_code == 2
 
 
 def _interrupt_after(k: int):  # type: ignore[no-untyped-def]

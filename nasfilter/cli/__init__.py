@@ -17,6 +17,38 @@ from nasfilter.errors import NasfilterError
 
 
 class _Group(TyperGroup):
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Bad usage (an unknown option, a value not among the choices) is one line on
+        stderr with exit code 2, like every other error of nasfilter."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        import sys
+
+        try:  # typer >= 0.20 vendors click
+            from typer._click import exceptions as cx
+        except ImportError:  # pragma: no cover - older typer uses click itself
+            from click import exceptions as cx  # type: ignore[no-redef]
+
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except cx.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                e.show()
+                sys.exit(e.exit_code)
+            hint = f" Try '{e.ctx.command_path} -h' for help." if e.ctx is not None else ""
+            message = " ".join(e.format_message().split()).replace("Value error, ", "")
+            if not message.endswith("."):
+                message += "."
+            typer.echo(f"Error: {message}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except cx.ClickException as e:
+            typer.echo(f"Error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)

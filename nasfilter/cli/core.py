@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from nasfilter.cli import app
 from nasfilter.cli.options import (
     BatchOption,
+    BnMode,
     BnModeOption,
     BytesPerParamOption,
     DataDirOption,
@@ -20,11 +22,14 @@ from nasfilter.cli.options import (
     DeviceOption,
     FormatOption,
     MuOption,
+    PenaltyName,
     RunOption,
+    ShapeOption,
     ShowSqlOption,
     SigmaOption,
 )
 from nasfilter.cli.render import Format, console, err_console, render
+from nasfilter.errors import UsageError
 
 
 @app.command()
@@ -81,150 +86,244 @@ def info(
     space: Annotated[str, typer.Argument(help="Search space, e.g. nats-tss.")],
     arch: Annotated[str, typer.Argument(help="Architecture identity in the space's notation.")],
     data: Annotated[
-        str, typer.Option("--data", help="Dataset shape: cifar10, cifar100, imagenet16-120.")
-    ] = "cifar10",
+        str | None,
+        typer.Option(
+            "--data", help="Dataset shape (see `nasfilter spaces`). [default: the space's]"
+        ),
+    ] = None,
     bytes_per_param: BytesPerParamOption = 1.0,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Analytic params, flops, relu_count and size_kb of one architecture.
+    """Params, flops, relu_count, size_kb (and the space's own figures) of one architecture.
 
-    No network is built.
+    Analytic where the space computes them (no network is built); otherwise measured on
+    the built network, and the output says so.
     """
-    from nasfilter.spaces import get_dataset_shape, get_space
+    from nasfilter.metrics import list_metrics
+    from nasfilter.scoring.scorer import Scorer
+    from nasfilter.scoring.settings import RunSettings
+    from nasfilter.spaces import get_space
 
     sp = get_space(space)
     canonical = sp.canonical(arch)
-    c = sp.costs(canonical, get_dataset_shape(data))
-    rows = [
-        (
-            sp.name,
-            canonical,
-            sp.rank(canonical),
-            c.params,
-            c.flops,
-            c.relu_count,
-            c.params * bytes_per_param / 1000.0,
+    names = ["params", "flops", "relu_count", "size_kb"]
+    names += [m.name for m in list_metrics() if m.figure in sp.figures and m.name not in names]
+    names = [n for n in names if _available(sp, n)]
+    settings = RunSettings.make(
+        sp.name, names, shape=data, bytes_per_param=bytes_per_param, batch_size=2
+    )
+    with Scorer(settings) as scorer:
+        res = scorer.score(canonical)
+    values = {name: v for name, v, _, _ in res.rows}
+    cols = ["space", "arch"] + (["rank"] if sp.enumerable else []) + names
+    row: list[object] = [sp.name, canonical] + ([sp.rank(canonical)] if sp.enumerable else [])
+    row += [_count_or_value(values[n]) for n in names]
+    render(cols, [tuple(row)], fmt)
+    measured = [n for n in names if scorer.paths.get(n) != "analytic"]
+    if measured:
+        err_console.print(
+            f"Measured on the built network (not analytic in {sp.name}): {', '.join(measured)}.",
+            markup=False,
+            highlight=False,
         )
-    ]
-    render(["space", "arch", "rank", "params", "flops", "relu_count", "size_kb"], rows, fmt)
+
+
+def _available(space, name: str) -> bool:  # type: ignore[no-untyped-def]
+    from nasfilter.metrics import get_metric
+
+    return get_metric(name).path_in(space) is not None
+
+
+def _count_or_value(v: float) -> float | int:
+    return int(v) if v == v and float(v).is_integer() and abs(v) < 1e18 else v
 
 
 @app.command()
 def score(
     space: Annotated[
-        str | None, typer.Argument(help="Search space, e.g. nats-tss, nats-sss.")
+        str | None, typer.Argument(help="Search space (see `nasfilter spaces`).")
     ] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of architectures to sample.")] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Score every architecture of the space.")
     ] = False,
+    archs: Annotated[
+        str | None,
+        typer.Option(
+            "--archs",
+            help="Score the identities in this file, one per line ('-' for stdin).",
+            show_default=False,
+        ),
+    ] = None,
     metrics: Annotated[
         str,
         typer.Option("--metrics", "-m", help="Comma-separated metrics (see `nasfilter metrics`)."),
     ] = "relu_count,params,flops,size_kb",
     seed: Annotated[int, typer.Option("--seed", help="Sampling, batch and init seed.")] = 0,
     data: DataOption = None,
+    shape: ShapeOption = None,
     data_dir: DataDirOption = None,
     download: Annotated[bool, typer.Option("--download", help="Fetch CIFAR if absent.")] = False,
     batch_size: BatchOption = 128,
     device: DeviceOption = "auto",
-    bn_mode: BnModeOption = "batch",
+    bn_mode: BnModeOption = BnMode.batch,
     bytes_per_param: BytesPerParamOption = 1.0,
     penalty: Annotated[
-        str | None,
+        PenaltyName | None,
         typer.Option(
             "--penalty",
             help="Also store each higher-is-better metric times a size "
-            "penalty: gdf, hsdf or rdf (as <metric>_<penalty>).",
+            "penalty (as <metric>_<penalty>).",
         ),
     ] = None,
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
     resume: Annotated[
-        str | None, typer.Option("--resume", help="Finish an interrupted run (id or 'latest').")
+        str | None,
+        typer.Option("--resume", help="Finish an interrupted run (its id, or 'latest'); alone."),
     ] = None,
     db: DbOption = None,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="What stdout gets: the run id (table), or the summary as csv/json.",
+            case_sensitive=False,
+        ),
+    ] = Format.table,
 ) -> None:
     """Score architectures of a search space and store the results.
 
-    Example: [bold]nasfilter score nats-tss --all[/bold]
+    Prints the run id on stdout (the summary with --format json or csv); progress and
+    messages go to stderr. Example: [bold]nasfilter score nats-tss --all[/bold]
     """
     from nasfilter import engine
-    from nasfilter.errors import UsageError
-    from nasfilter.store import Store
+    from nasfilter.errors import StoreError
+    from nasfilter.store import Store, default_db_path
 
+    if resume is not None:
+        given = [
+            name
+            for name, v in (
+                ("SPACE", space is not None),
+                ("--n", n is not None),
+                ("--all", all_),
+                ("--archs", archs is not None),
+                ("--metrics", metrics != "relu_count,params,flops,size_kb"),
+                ("--data", data is not None),
+                ("--shape", shape is not None),
+                ("--seed", seed != 0),
+                ("--penalty", penalty is not None),
+            )
+            if v
+        ]
+        if given:
+            raise UsageError(
+                f"--resume takes the run's own settings; it cannot be combined with "
+                f"{', '.join(given)}.",
+                "Drop them, or start a new run without --resume.",
+            )
+        path = Path(db).expanduser().resolve() if db is not None else default_db_path()
+        if not path.exists():
+            raise StoreError(
+                f"No database at {path}: nothing to resume.",
+                "Pass the --db of the interrupted run, or start a new run.",
+            )
     if resume is None and space is None:
         raise UsageError("Name a search space (see `nasfilter spaces`), or pass --resume RUN.")
     req = None
     if resume is None:
+        arch_list = None
+        if archs is not None:
+            arch_list = engine.read_arch_list(space or "", _read_lines(archs), f"--archs {archs}")
         req = engine.ScoreRequest(
             space=space or "",
             n=n,
             all=all_,
+            archs=arch_list,
             metrics=metrics,
             seed=seed,
             data=data,
+            shape=shape,
             data_dir=str(data_dir) if data_dir else None,
             download=download,
             batch_size=batch_size,
             device=device,
-            bn_mode=bn_mode,
+            bn_mode=bn_mode.value,
             bytes_per_param=bytes_per_param,
-            penalty=penalty,
+            penalty=penalty.value if penalty is not None else None,
             mu=mu,
             sigma=sigma,
         )
         engine.plan(req)  # validate before touching the database
     with Store.open(db) as store:
         if resume is not None:
-            run_id = store.resolve_run(resume, kind="score")
-            run = store.get_run(run_id)
-            if run["status"] == "completed":
-                err_console.print(f"Run {run_id} is already complete.")
+            run_id = _resumable(store, resume)
+            if run_id is None:
                 return
         else:
             assert req is not None
             run_id = engine.start(store, req, command=shlex.join(["nasfilter", *sys.argv[1:]]))
+            store.release()
         settings = store.get_run(run_id)["settings"]
+        store.release()
         summary = _execute_with_progress(store, run_id, settings)
     _print_summary(summary, store.path)
+    if fmt == Format.table:
+        typer.echo(str(summary.run_id))
+    else:
+        d = summary.as_dict()
+        statuses = d.pop("statuses")
+        render(
+            list(d) + ["statuses"],
+            [tuple(d.values()) + (json.dumps(statuses, sort_keys=True),)],
+            fmt,
+            json_obj={**d, "statuses": statuses},
+        )
+
+
+def _read_lines(source: str) -> list[str]:
+
+    if source == "-":
+        return sys.stdin.read().splitlines()
+    p = Path(source).expanduser()
+    try:
+        return p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"--archs {source}: no such file.") from None
+    except IsADirectoryError:
+        raise UsageError(f"--archs {source} is a folder, not a file.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--archs {source} cannot be read: {e}.") from None
+
+
+def _resumable(store, resume: str) -> int | None:  # type: ignore[no-untyped-def]
+    """The run ``--resume`` names, or None (and a message) when it is already complete."""
+    run_id = store.resolve_run(resume, kind="score")
+    run = store.get_run(run_id)
+    if run["status"] != "completed":
+        return run_id
+    others = store.con.execute(
+        "SELECT run_id, status FROM runs WHERE kind = 'score' AND status <> 'completed' "
+        "AND coalesce(origin, 'score') = 'score' ORDER BY run_id"
+    ).fetchall()
+    if others:
+        listed = ", ".join(f"{r} ({st})" for r, st in others)
+        raise UsageError(
+            f"Run {run_id} is already complete. Runs that can be resumed: {listed}.",
+            f"Pass one of them: `nasfilter score --resume {others[-1][0]}`.",
+        )
+    err_console.print(f"Run {run_id} is already complete; no run is left to resume.")
+    return None
 
 
 def _execute_with_progress(store, run_id, settings):  # type: ignore[no-untyped-def]
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from nasfilter import engine
+    from nasfilter.cli.progress import progress_bar
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.speed:>8.0f}/s" if False else "[cyan]{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task(f"run {run_id} {settings['space']}", total=None, rate="")
-
-        def on_total(total: int, done: int) -> None:
-            progress.update(task, total=total, completed=done)
-
-        def on_progress(k: int) -> None:
-            progress.advance(task, k)
-            t = progress.tasks[0]
-            if t.speed:
-                progress.update(task, rate=f"{t.speed:,.0f} arch/s")
-
-        return engine.execute(store, run_id, on_progress=on_progress, on_total=on_total)
+    with progress_bar(f"run {run_id} {settings['space']}") as bar:
+        return engine.execute(store, run_id, on_progress=bar.advance, on_total=bar.total)
 
 
 def _print_summary(s, db_path) -> None:  # type: ignore[no-untyped-def]
@@ -265,15 +364,23 @@ def top(
     ] = None,
     metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "relu_count",
     penalty: Annotated[
-        str | None,
+        PenaltyName | None,
         typer.Option(
             "--penalty",
-            help="Rank by metric x a size penalty of the stored size_kb: "
-            "gdf, hsdf or rdf (size in MB = size_kb / 1000).",
+            help="Rank by metric x a size penalty of the stored size_kb "
+            "(size in MB = size_kb / 1000).",
         ),
     ] = None,
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
+    tie_break: Annotated[
+        str,
+        typer.Option(
+            "--tie-break",
+            help="Ties: first (first drawn), smallest, largest (parameters), or a metric "
+            "of the run (e.g. naswot).",
+        ),
+    ] = "first",
     run: RunOption = "latest",
     db: DbOption = None,
     fmt: FormatOption = Format.table,
@@ -282,14 +389,29 @@ def top(
     """The candidates to train, best first: arch, the metric, params, size_kb.
 
     With --penalty, ranked by metric x penalty(size), with the factor and the penalized
-    value as columns. Ties are broken by fewer parameters, then by identity.
+    value as columns. Ties are broken by --tie-break (default: the first drawn).
     """
-    from nasfilter.analysis.top import top_candidates
+    from nasfilter.analysis.top import check_budget, top_candidates
+    from nasfilter.ranking import check_tie_break
     from nasfilter.store import Store
 
+    if k < 1:
+        raise UsageError(f"--k must be at least 1 (got {k}).")
+    check_budget("--max-kb", max_kb)
+    check_tie_break(tie_break)
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        res = top_candidates(store, run_id, metric, k, max_kb, penalty=penalty, mu=mu, sigma=sigma)
+        res = top_candidates(
+            store,
+            run_id,
+            metric,
+            k,
+            max_kb,
+            penalty=penalty.value if penalty is not None else None,
+            mu=mu,
+            sigma=sigma,
+            tie_break=tie_break,
+        )
     if show_sql:
         err_console.print(res.sql, markup=False, highlight=False)
     by = metric
@@ -300,8 +422,14 @@ def top(
         f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
     )
     render(res.columns, res.rows, fmt, title=title)
-    if fmt == Format.table and not res.rows:
-        err_console.print("No architecture fits.")
+    if not res.rows:
+        err_console.print(
+            "No architecture fits"
+            + (f" within --max-kb {max_kb:g}." if max_kb is not None else ".")
+        )
+    note = res.tie_note(res.columns[1])
+    if note:
+        err_console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -40,10 +41,49 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="NASFILTER_DATA", help="Folder holding the datasets."),
 ]
+ShapeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shape",
+        help="Dataset shape networks are built at, for synthetic inputs and data-free "
+        "metrics (see `nasfilter spaces`). \\[default: the data's, else the space's]",
+        show_default=False,
+    ),
+]
 BatchOption = Annotated[int, typer.Option("--batch-size", "-K", help="Mini-batch size K.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+
+
+class BnMode(str, Enum):
+    batch = "batch"
+    eval = "eval"
+
+
+class Algo(str, Enum):
+    """= nasfilter.search.request.ALGORITHMS (a test holds them equal)."""
+
+    random = "random"
+    two_stage = "two-stage"
+    evolution = "evolution"
+
+
+class PopulationKind(str, Enum):
+    """= nasfilter.search.request.POPULATIONS."""
+
+    space = "space"
+    truth = "truth"
+
+
+class PenaltyName(str, Enum):
+    """= nasfilter.penalties.PENALTIES."""
+
+    gdf = "gdf"
+    hsdf = "hsdf"
+    rdf = "rdf"
+
+
 BnModeOption = Annotated[
-    str,
+    BnMode,
     typer.Option(
         "--bn-mode",
         help="BatchNorm while scoring: batch (statistics of the batch, as NASWOT) or eval.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -12,7 +11,9 @@ import typer
 
 from nasfilter.cli import app
 from nasfilter.cli.options import (
+    Algo,
     BatchOption,
+    BnMode,
     BnModeOption,
     BytesPerParamOption,
     DataDirOption,
@@ -21,23 +22,36 @@ from nasfilter.cli.options import (
     DeviceOption,
     FormatOption,
     MuOption,
+    PenaltyName,
+    PopulationKind,
+    ShapeOption,
     SigmaOption,
 )
 from nasfilter.cli.render import Format, err_console, render
 
 PenaltyOption = Annotated[
-    str | None,
+    PenaltyName | None,
     typer.Option(
         "--penalty",
-        help="Rank by metric x a size penalty: gdf, hsdf or rdf (size = size_kb / 1000 MB).",
+        help="Rank by metric x a size penalty (size = size_kb / 1000 MB).",
+    ),
+]
+TieBreakOption = Annotated[
+    str,
+    typer.Option(
+        "--tie-break",
+        help="Ties: first (first drawn, the dissertation's rule), smallest, largest "
+        "(parameters), or a metric name (its value decides, e.g. naswot).",
     ),
 ]
 
 
 @app.command()
 def search(
-    space: Annotated[str | None, typer.Argument(help="Search space: nats-tss or nats-sss.")] = None,
-    algo: Annotated[str, typer.Option("--algo", help="random, two-stage or evolution.")] = "random",
+    space: Annotated[
+        str | None, typer.Argument(help="Search space (see `nasfilter spaces`).")
+    ] = None,
+    algo: Annotated[Algo, typer.Option("--algo", help="Search algorithm.")] = Algo.random,
     n: Annotated[
         int,
         typer.Option(
@@ -51,7 +65,7 @@ def search(
         typer.Option(
             "--metric",
             "-m",
-            help="Choose by this metric. (default: naswot for two-stage, relu_count otherwise)",
+            help="Choose by this metric. \\[default: naswot for two-stage, relu_count otherwise]",
             show_default=False,
         ),
     ] = None,
@@ -74,11 +88,12 @@ def search(
     penalty: PenaltyOption = None,
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
+    tie_break: TieBreakOption = "first",
     dataset: Annotated[
         str | None,
         typer.Option(
             "--dataset",
-            help="Ground truth to report accuracy with: cifar10-valid, "
+            help="Ground truth to report accuracy with, e.g. cifar10-valid, "
             "cifar10, cifar100, ImageNet16-120.",
         ),
     ] = None,
@@ -86,27 +101,30 @@ def search(
         str | None,
         typer.Option(
             "--split",
-            help="valid or test (default: test if loaded, else valid).",
+            help="valid or test. \\[default: test if loaded, else valid]",
             show_default=False,
         ),
     ] = None,
     population: Annotated[
-        str,
+        PopulationKind,
         typer.Option(
             "--population",
             help="space (every architecture) or truth (only "
             "those with ground truth for --dataset).",
         ),
-    ] = "space",
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed; repeat r uses seed + r.")] = 0,
+    ] = PopulationKind.space,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Sampling seed; repeat r (from 1) uses seed + r - 1.")
+    ] = 0,
     score_seed: Annotated[
         int, typer.Option("--score-seed", help="Seed of the score runs (input batch, weights).")
     ] = 0,
     data: DataOption = None,
+    shape: ShapeOption = None,
     data_dir: DataDirOption = None,
     batch_size: BatchOption = 128,
     device: DeviceOption = "auto",
-    bn_mode: BnModeOption = "batch",
+    bn_mode: BnModeOption = BnMode.batch,
     bytes_per_param: BytesPerParamOption = 1.0,
     reuse: Annotated[
         bool,
@@ -129,6 +147,7 @@ def search(
 
     Example: [bold]nasfilter search nats-tss --algo random --n 100 --repeats 10[/bold]
     """
+    from nasfilter.cli.progress import progress_bar
     from nasfilter.errors import UsageError
     from nasfilter.search import SearchRequest, plan_search, read_search, run_search
     from nasfilter.store import Store
@@ -142,7 +161,7 @@ def search(
         raise UsageError("Name a search space (see `nasfilter spaces`), or pass --show RUN.")
     req = SearchRequest(
         space=space,
-        algo=algo,
+        algo=algo.value,
         n=n,
         repeats=repeats,
         metric=metric,
@@ -150,38 +169,42 @@ def search(
         keep=keep,
         ea_population=ea_population,
         ea_sample=ea_sample,
-        penalty=penalty,
+        penalty=penalty.value if penalty is not None else None,
         mu=mu,
         sigma=sigma,
+        tie_break=tie_break,
         dataset=dataset,
         split=split,
-        population=population,
+        population=population.value,
         seed=seed,
         score_seed=score_seed,
         data=data,
+        shape=shape,
         data_dir=str(data_dir) if data_dir else None,
         batch_size=batch_size,
         device=device,
-        bn_mode=bn_mode,
+        bn_mode=bn_mode.value,
         bytes_per_param=bytes_per_param,
         reuse=reuse,
     )
-    plan_search(req)  # validate before touching the database
+    planned = plan_search(req)  # validate before touching the database
+    per_repeat = planned["n"] + (planned["keep"] or 0)
+    total = per_repeat * planned["repeats"]
 
-    def on_repeat(r: Any) -> None:
-        err_console.print(
-            f"repeat {r.repeat + 1}/{repeats}: {r.arch}  {r.seconds:.3f} s ({r.time_source})",
-            markup=False,
-            highlight=False,
-        )
+    with progress_bar(f"search {planned['algo']} {planned['space']}", total=total) as bar:
 
-    with Store.open(db) as store:
-        res = run_search(
-            store,
-            req,
-            command=shlex.join(["nasfilter", *sys.argv[1:]]),
-            on_repeat=on_repeat if fmt == Format.table else None,
-        )
+        def on_repeat(r: Any) -> None:
+            bar.total(total, r.repeat * per_repeat)
+            bar.print(f"repeat {r.repeat}/{repeats}: {r.arch}  {r.seconds:.3f} s ({r.time_source})")
+
+        with Store.open(db) as store:
+            res = run_search(
+                store,
+                req,
+                command=shlex.join(["nasfilter", *sys.argv[1:]]),
+                on_repeat=on_repeat,
+                on_evaluated=bar.advance,
+            )
     _print_search(res, fmt)
 
 
@@ -197,81 +220,69 @@ def _title(res: Any) -> str:
         p = s["penalty"]
         by = f"{s['metric']} x {p['penalty']}(mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)"
     pop = "" if s["population"] == "space" else f", population {s['population_size']:,} with truth"
+    ties = s.get("tie_break") or "smallest"
     return (
         f"Search run {res.run_id}: {s['algo']} on {s['space']}, N={s['n']}, "
-        f"{s['repeats']} repeats, by {by}{extra}{pop}"
+        f"{s['repeats']} repeats, by {by}{extra}, ties: {ties}{pop}"
     )
 
 
 def search_rows(res: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One row per repeat (numbered from 1): repeat, arch, metric, value, [rank_by,
+    rank_value], params, size_kb, accuracy, seconds, time_source. Every column has its
+    own header, whatever the metric is called."""
     s = res.settings
-    cols = ["repeat", "arch", s["metric"]]
+    cols = ["repeat", "arch", "metric", "value"]
     if s["penalty"]:
-        cols.append(s["rank_by"])
+        cols += ["rank_by", "rank_value"]
     cols += ["params", "size_kb", "accuracy", "seconds", "time_source"]
     rows = []
     for r in res.repeats:
-        row: list[Any] = [r.repeat, r.arch, r.value]
+        row: list[Any] = [r.repeat, r.arch, r.metric, r.value]
         if s["penalty"]:
-            row.append(r.rank_value)
+            row += [s["rank_by"], r.rank_value]
         row += [r.params, r.size_kb, r.accuracy, r.seconds, r.time_source]
         rows.append(tuple(row))
     return cols, rows
 
 
+def summary_rows(res: Any) -> list[tuple[Any, ...]]:
+    """(quantity, mean, std, n) over the repeats."""
+    s, sm = res.settings, res.summary
+    names = {"value": s["metric"], "rank_value": s["rank_by"] if s["penalty"] else None}
+    out = []
+    for c in ("value", "rank_value", "params", "size_kb", "accuracy", "seconds", "score_seconds"):
+        key = names.get(c, c)
+        st = sm.get(key) if key else None
+        if isinstance(st, dict) and "mean" in st:
+            out.append((key, st["mean"], st["std"], st["n"]))
+    return out
+
+
 def _print_search(res: Any, fmt: Format) -> None:
     cols, rows = search_rows(res)
-    sm = res.summary
-    keys = {c: c for c in cols if isinstance(sm.get(c), dict) and "mean" in sm[c]}
     if fmt == Format.json:
         render(cols, rows, fmt, json_obj=res.to_json())
         return
-    if fmt == Format.csv:
-        extra = []
-        for what in ("mean", "std"):
-            extra.append(
-                tuple(
-                    what if c == "repeat" else (sm[keys[c]][what] if c in keys else None)
-                    for c in cols
-                )
-            )
-        render(cols, rows + extra, fmt)
+    if fmt == Format.csv:  # the repeats only; the summary goes to stderr
+        render(cols, rows, fmt)
+        for q, mean, std, n in summary_rows(res):
+            err_console.print(f"{q}: mean {mean}, std {std}, n {n}", markup=False, highlight=False)
         return
     render(cols, rows, fmt, title=_title(res))
-    srows = []
-    for c in cols:
-        if c in keys:
-            st = sm[keys[c]]
-            srows.append((c, st["mean"], st["std"], st["n"]))
-    srows.append(
-        (
-            "score_seconds",
-            sm["score_seconds"]["mean"],
-            sm["score_seconds"]["std"],
-            sm["score_seconds"]["n"],
-        )
-    )
     render(
         ["quantity", "mean", "std", "n"],
-        srows,
+        summary_rows(res),
         fmt,
-        title=f"Mean ± std over {sm['repeats']} repeats",
+        title=f"Mean ± std over {res.summary['repeats']} repeats",
     )
     for note in res.notes:
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
-def _fmt_pm(st: dict[str, Any], digits: int = 2) -> str:
-    if st["mean"] is None:
-        return "n/a"
-    if st["std"] is None or (isinstance(st["std"], float) and math.isnan(st["std"])):
-        return f"{st['mean']:.{digits}f}"
-    return f"{st['mean']:.{digits}f} ± {st['std']:.{digits}f}"
-
-
 @app.command()
 def reproduce(
-    space: Annotated[str, typer.Option("--space", help="nats-tss or nats-sss.")] = "nats-tss",
+    space: Annotated[str, typer.Option("--space", help="Search space.")] = "nats-tss",
     dataset: Annotated[
         str, typer.Option("--dataset", help="cifar10, cifar10-valid, cifar100 or ImageNet16-120.")
     ] = "cifar10",
@@ -290,19 +301,18 @@ def reproduce(
         int | None,
         typer.Option(
             "--exp1-n",
-            help="Architectures scored for Exp. 1. (default: the whole "
-            "population when it has truth for at most 1000, else 1000).",
+            help="Architectures scored for Exp. 1. \\[default: the whole "
+            "population when it has truth for at most 1000, else 1000]",
             show_default=False,
         ),
     ] = None,
     split: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--split",
-            help="valid or test (default: test if loaded, else valid).",
-            show_default=False,
+            help="valid or test (the dissertation's Exp. 1 uses validation accuracy).",
         ),
-    ] = None,
+    ] = "valid",
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed of the searches.")] = 0,
@@ -312,8 +322,9 @@ def reproduce(
 
     Example: [bold]nasfilter reproduce --space nats-tss --dataset cifar10 --out report[/bold]
     """
-    from nasfilter.reproduce import ReproduceRequest, parse_ns
-    from nasfilter.reproduce import reproduce as run
+    from nasfilter.cli.progress import progress_bar
+    from nasfilter.experiments import ReproduceRequest, parse_ns
+    from nasfilter.experiments import reproduce as run
     from nasfilter.store import Store
 
     req = ReproduceRequest(
@@ -333,6 +344,6 @@ def reproduce(
         seed=seed,
     )
     req.validate()
-    with Store.open(db) as store:
-        report = run(store, req, log=lambda m: err_console.print(m, markup=False, highlight=False))
+    with progress_bar("reproduce") as bar, Store.open(db) as store:
+        report = run(store, req, log=bar.print, on_total=bar.total, on_progress=bar.advance)
     typer.echo(f"Wrote {report}")

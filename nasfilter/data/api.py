@@ -13,9 +13,10 @@ from nasfilter.data.cifar import SPECS as CIFAR_SPECS
 from nasfilter.data.cifar import load_cifar
 from nasfilter.data.common import BatchInfo, as_path, check_batch_size, check_seed
 from nasfilter.data.imagenet16 import load_imagenet16_120
+from nasfilter.datasets import INPUT_DATA
 from nasfilter.errors import UsageError
 
-DATASET_CHOICES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120", "synthetic")
+DATASET_CHOICES: tuple[str, ...] = tuple(INPUT_DATA)
 SPLITS: tuple[str, ...] = ("train", "test")
 ENV_VAR = "NASFILTER_DATA"
 #: ``describe`` lists the indices themselves up to this batch size (always their hash).
@@ -37,11 +38,13 @@ def load_batch(
     data_dir: str | Path | None = None,
     download: bool = False,
     split: str = "train",
+    shape: Any = None,
 ) -> BatchInfo:
     """``batch_size`` distinct samples of ``dataset``'s ``split``, drawn with ``seed``.
 
     dataset: cifar10, cifar100, imagenet16-120, or synthetic (seeded N(0, 1) images of
-        shape (K, 3, 32, 32), labels 0). split: "train" or "test" (for imagenet16-120,
+        ``shape`` (a ``nasfilter.datasets.DatasetShape``; default 3x32x32, 10 classes)
+        and seeded random labels). split: "train" or "test" (for imagenet16-120,
         "test" is ``val_data``; "val" is accepted as a synonym).
     data_dir: where the files are; default ``default_data_dir()``.
     download: fetch a missing CIFAR archive (MD5-checked) into ``data_dir``.
@@ -52,28 +55,43 @@ def load_batch(
     seed = check_seed(seed)
     split = _split_name(split, name)
     if name == "synthetic":
-        return synthetic_batch(batch_size, seed)
+        if shape is None:
+            return synthetic_batch(batch_size, seed)
+        return synthetic_batch(
+            batch_size, seed, shape.resolution, shape.channels, shape.width, shape.num_classes
+        )
     root = default_data_dir() if data_dir is None else as_path(data_dir)
     if name in CIFAR_SPECS:
         return load_cifar(name, batch_size, seed, root, download, split)
     return load_imagenet16_120(batch_size, seed, root, download, split)
 
 
-def synthetic_batch(batch_size: int, seed: int, resolution: int = 32) -> BatchInfo:
-    """Seeded N(0, 1) float32 images (K, 3, resolution, resolution), labels 0."""
+def synthetic_batch(
+    batch_size: int,
+    seed: int,
+    resolution: int = 32,
+    channels: int = 3,
+    width: int | None = None,
+    num_classes: int = 10,
+) -> BatchInfo:
+    """Seeded N(0, 1) float32 images (K, channels, resolution, width or resolution) and
+    seeded random labels in [0, num_classes), drawn after the images from the same
+    generator (so the images do not depend on the number of classes)."""
     batch_size = check_batch_size(batch_size)
     seed = check_seed(seed)
     rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch_size, 3, resolution, resolution), dtype=np.float32)
+    w = resolution if width is None else width
+    images = rng.standard_normal((batch_size, channels, resolution, w), dtype=np.float32)
+    labels = rng.integers(0, num_classes, size=batch_size, dtype=np.int64)
     return BatchInfo(
         images=images,
-        labels=np.zeros(batch_size, dtype=np.int64),
+        labels=labels,
         dataset="synthetic",
         source="synthetic",
         indices=list(range(batch_size)),
         synthetic=True,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
+        mean=(0.0,) * channels,
+        std=(1.0,) * channels,
         seed=seed,
         split="train",
     )

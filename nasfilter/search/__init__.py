@@ -1,26 +1,28 @@
 """Search strategies driven by training-free metrics: ``random`` (the dissertation's
-Algorithm 1), ``two-stage`` (relu_count filter, then NASWOT) and ``evolution``
-(regularized evolution). See docs/search.md.
+Algorithm 1), ``two-stage`` (a filter metric, then a second metric on the best) and
+``evolution`` (regularized evolution). See docs/search.md.
 
     >>> from nasfilter.search import SearchRequest, run_search
     >>> res = run_search(store, SearchRequest("nats-tss", algo="random", n=100, repeats=10))
     >>> res.summary["size_kb"]["mean"]
+
+Modules: ``request`` (options, validation), ``population`` (where to sample),
+``evaluate`` (in-process scoring with reuse), ``context`` (what an algorithm gets),
+``random_search``/``two_stage``/``evolution`` (the algorithms), ``runner`` (repeats,
+storage, reading back). The ranking rule is ``nasfilter.ranking``.
 """
 
 from __future__ import annotations
 
-from nasfilter.search.common import (
+from nasfilter.search.context import Ranker, stats
+from nasfilter.search.evaluate import Evaluation, Evaluator, MetricSpec
+from nasfilter.search.population import Population
+from nasfilter.search.request import (
     ALGORITHMS,
-    TRUTH_DATASETS,
-    Evaluation,
-    Evaluator,
-    Population,
-    Ranker,
+    POPULATIONS,
     SearchRequest,
     keep_count,
     plan_search,
-    reuse_key,
-    stats,
 )
 from nasfilter.search.runner import (
     RepeatResult,
@@ -32,9 +34,10 @@ from nasfilter.search.runner import (
 
 __all__ = [
     "ALGORITHMS",
-    "TRUTH_DATASETS",
     "Evaluation",
     "Evaluator",
+    "MetricSpec",
+    "POPULATIONS",
     "Population",
     "Ranker",
     "RepeatResult",
@@ -43,7 +46,6 @@ __all__ = [
     "keep_count",
     "plan_search",
     "read_search",
-    "reuse_key",
     "run_search",
     "stats",
     "summarize",

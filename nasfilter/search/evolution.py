@@ -20,7 +20,8 @@ from collections import deque
 
 import numpy as np
 
-from nasfilter.search.common import STAGE_FINAL, Candidate, RepeatContext
+from nasfilter.search.context import Candidate, RepeatContext
+from nasfilter.search.request import STAGE_FINAL
 
 
 def run(ctx: RepeatContext) -> Candidate:
@@ -29,7 +30,7 @@ def run(ctx: RepeatContext) -> Candidate:
     ev = ctx.evaluator(s["metric"], n, STAGE_FINAL)
     ranker = ctx.ranker(s["metric"])
     init = ctx.population.sample(p_size, ctx.seed)
-    history = ctx.record(STAGE_FINAL, ev.evaluate(init), ranker)
+    history = ctx.record(STAGE_FINAL, ctx.evaluate(ev, init), ranker)
     population = deque(history)
     rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, 1]))
     while len(history) < n:
@@ -37,7 +38,7 @@ def run(ctx: RepeatContext) -> Candidate:
         contenders = [population[int(i)].evaluation for i in sorted(idx)]
         parent = contenders[ranker.best(contenders)]
         child = ctx.population.mutate(parent.arch, rng)
-        cand = ctx.record(STAGE_FINAL, ev.evaluate([child]), ranker, parents=[parent.arch])[0]
+        cand = ctx.record(STAGE_FINAL, ctx.evaluate(ev, [child]), ranker, parents=[parent.arch])[0]
         history.append(cand)
         population.append(cand)
         if len(population) > p_size:

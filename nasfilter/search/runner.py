@@ -14,24 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasfilter.engine import RunInterrupted
-from nasfilter.errors import DataError, UsageError
+from nasfilter.errors import DataError, RunInterrupted, UsageError
 from nasfilter.interrupts import critical, interruptible
+from nasfilter.scoring.settings import RunSettings
 from nasfilter.search import evolution, random_search, two_stage
-from nasfilter.search.common import (
+from nasfilter.search.context import (
     Algorithm,
     Candidate,
-    Population,
     RepeatContext,
-    SearchRequest,
-    plan_score,
-    plan_search,
     resolve_split,
     stats,
-    stored_scores,
     truth_accuracy,
     truth_available,
 )
+from nasfilter.search.evaluate import MetricSpec, stored_scores
+from nasfilter.search.population import Population
+from nasfilter.search.request import SearchRequest, plan_search
 from nasfilter.store import Store
 
 ALGORITHM_FUNCS: dict[str, Algorithm] = {
@@ -85,7 +83,7 @@ class RepeatResult:
     metric: str
     value: float
     rank_value: float
-    params: int
+    params: int | None
     size_kb: float
     accuracy: float | None
     seconds: float
@@ -196,8 +194,13 @@ def run_search(
     req: SearchRequest,
     command: str | None = None,
     on_repeat: Callable[[RepeatResult], None] | None = None,
+    on_evaluated: Callable[[int], None] | None = None,
 ) -> SearchResult:
-    """Run every repeat of a search and store it; return what the store now holds."""
+    """Run every repeat of a search and store it; return what the store now holds.
+
+    ``on_repeat``: called with each repeat's result; ``on_evaluated(k)``: called as
+    candidates are evaluated (for a progress bar).
+    """
     settings = plan_search(req)
     accuracy: dict[str, float] = {}
     if settings["dataset"]:
@@ -214,14 +217,19 @@ def run_search(
     settings["population_size"] = population.size
     settings["population_label"] = population.label
     settings["truth_archs"] = len(accuracy)
-    planned = {m: plan_score(r, m) for m, r in settings["score_requests"].items()}
-    settings["reuse_keys"] = {m: json.loads(p.key) for m, p in planned.items()}
+    specs = {
+        m: MetricSpec(m, RunSettings.from_json(js)) for m, js in settings["score_settings"].items()
+    }
+    for m, spec in specs.items():  # the batch's description (hashes) now known
+        settings["score_settings"][m] = spec.settings.to_json()
+    settings["reuse_keys"] = {m: json.loads(spec.key) for m, spec in specs.items()}
     run_id = _create_search_run(store, settings, command)
     stored = (
-        {m: stored_scores(store, settings["space"], p) for m, p in planned.items()}
+        {m: stored_scores(store, settings["space"], spec) for m, spec in specs.items()}
         if settings["reuse"]
         else None
     )
+    store.release()
     algo = ALGORITHM_FUNCS[settings["algo"]]
     status = "failed"
     done = 0
@@ -229,10 +237,23 @@ def run_search(
         with interruptible():
             for r in range(settings["repeats"]):
                 ctx = RepeatContext(
-                    store, settings, population, r, settings["seed"] + r, planned, run_id, stored
+                    store,
+                    settings,
+                    population,
+                    r + 1,
+                    settings["seed"] + r,
+                    specs,
+                    run_id,
+                    stored,
+                    on_evaluated=on_evaluated,
                 )
-                choice = algo(ctx)
+                try:
+                    choice = algo(ctx)
+                finally:
+                    with critical():
+                        ctx.finish()
                 result = _write_repeat(store, run_id, ctx, choice, accuracy)
+                store.release()
                 done += 1
                 if on_repeat:
                     on_repeat(result)
@@ -244,8 +265,11 @@ def run_search(
             "Scores already stored are reused by the next search with the same settings.",
         ) from None
     finally:
+        for spec in specs.values():
+            spec.close()
         with critical():
             store.set_run_status(run_id, status)
+            store.release()
     return read_search(store, run_id)
 
 
@@ -269,7 +293,7 @@ def _create_search_run(store: Store, settings: dict[str, Any], command: str | No
     )
     pen = settings["penalty"] or {}
     store.con.execute(
-        "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run_id,
             settings["algo"],
@@ -289,6 +313,7 @@ def _create_search_run(store: Store, settings: dict[str, Any], command: str | No
             settings["population_size"],
             settings["dataset"],
             settings["split"] if settings["dataset"] else None,
+            settings["tie_break"],
         ],
     )
     return run_id
@@ -446,7 +471,8 @@ def _notes(run: dict[str, Any], settings: dict[str, Any], repeats: list[RepeatRe
         notes.append("No --dataset: accuracy not looked up.")
     from nasfilter.metrics import get_metric
 
-    for m, r in settings["score_requests"].items():
+    requests = settings.get("score_settings") or settings.get("score_requests") or {}
+    for m, r in requests.items():
         if get_metric(m).needs_data and r.get("data") == "synthetic":
             notes.append(f"Inputs of {m}: synthetic (seeded Gaussian images), not a real dataset.")
     return notes

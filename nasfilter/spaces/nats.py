@@ -187,15 +187,20 @@ def _tss_tables(channels: tuple[int, ...], dataset: DatasetShape) -> tuple[Costs
             geno = [list(n) for n in empty]
             geno[node - 1][src] = (op, src)
             c = network_costs(channels, tuple(tuple(n) for n in geno), dataset)
-            row.append((c.params - base.params, c.flops - base.flops,
-                        c.relu_count - base.relu_count))  # fmt: skip
+            row.append(tuple(_ints(c)[i] - _ints(base)[i] for i in range(3)))
         deltas.append(tuple(row))
     return base, tuple(deltas)
 
 
+def _ints(c: Costs) -> tuple[int, int, int]:
+    """(params, flops, relu_count) of NATS costs, which always has all three."""
+    assert c.params is not None and c.flops is not None and c.relu_count is not None
+    return c.params, c.flops, c.relu_count
+
+
 def tss_costs(channels: tuple[int, ...], digits: tuple[int, ...], dataset: DatasetShape) -> Costs:
     base, deltas = _tss_tables(channels, dataset)
-    params, flops, relu = base.params, base.flops, base.relu_count
+    params, flops, relu = _ints(base)
     for row, d in zip(deltas, digits, strict=True):
         p, f, r = row[d]
         params += p

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from typing import Any
 import duckdb
 
 from nasfilter import __version__
-from nasfilter.errors import RunNotFoundError, StoreError, UsageError
+from nasfilter.errors import RunNotFoundError, StoreError, UnknownRunError, UsageError
 from nasfilter.interrupts import critical
 
 DEFAULT_DB = "nasfilter.duckdb"
@@ -46,6 +47,56 @@ def migrations() -> list[tuple[int, str, str]]:
     return out
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for a database another process holds (``NASFILTER_LOCK_TIMEOUT``,
+    default 30)."""
+    try:
+        return max(0.0, float(os.environ.get("NASFILTER_LOCK_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
+def _connect(p: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting up to ``lock_timeout()`` while another process holds it.
+
+    A writer holds the file only while it commits a batch, so both readers and writers
+    normally get in within a fraction of a second; a reader that keeps a connection open
+    (a notebook) blocks writers until it closes it.
+    """
+    deadline = time.monotonic() + lock_timeout()
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(p), read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" in msg.lower():
+                if time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 0.5)
+                    continue
+                if read_only:
+                    raise StoreError(
+                        f"The database {p} is being written by another process and did not "
+                        f"become free within {lock_timeout():g} s.",
+                        "Try again in a moment, or raise NASFILTER_LOCK_TIMEOUT.",
+                    ) from None
+                raise StoreError(
+                    f"The database {p} is held open by another process (a notebook or "
+                    "another tool with an open connection?).",
+                    "Close that connection (con.close()) and run the command again.",
+                ) from None
+            raise StoreError(
+                f"Cannot open the database {p}: {msg.splitlines()[0]}",
+                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+            ) from None
+        except duckdb.Error as e:
+            raise StoreError(
+                f"Cannot open the database {p}: {str(e).splitlines()[0]}",
+                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+            ) from None
+
+
 def utc_now() -> datetime:
     """Naive UTC timestamp, as every table of the store records times."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -55,9 +106,28 @@ class Store:
     """An open nasfilter database."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
-        self.con = con
+        self._con: duckdb.DuckDBPyConnection | None = con
         self.path = path
         self.read_only = read_only
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, reopened on first use after ``release``."""
+        if self._con is None:
+            self._con = _connect(self.path, self.read_only)
+        return self._con
+
+    def release(self) -> None:
+        """Close the connection (and the file lock) until the next use.
+
+        Long runs call this after each committed batch, so that other processes (a
+        ``nasfilter runs`` in another shell, a notebook's read-only connection) get in
+        between batches.
+        """
+        con, self._con = self._con, None
+        if con is not None:
+            with critical():  # a signal during close() must not leave a closed connection
+                con.close()
 
     # -- opening --
     @classmethod
@@ -73,24 +143,7 @@ class Store:
                 f"Cannot create the database {p}: folder {p.parent} does not exist.",
                 "Create it or pass another --db PATH.",
             )
-        try:
-            con = duckdb.connect(str(p), read_only=read_only)
-        except duckdb.IOException as e:
-            msg = str(e)
-            if "lock" in msg.lower():
-                raise StoreError(
-                    f"The database {p} is in use by another process (a run in progress?).",
-                    "Wait for it to finish, or pass another --db PATH.",
-                ) from None
-            raise StoreError(
-                f"Cannot open the database {p}: {msg.splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
-        except duckdb.Error as e:
-            raise StoreError(
-                f"Cannot open the database {p}: {str(e).splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
+        con = _connect(p, read_only)
         store = cls(con, p, read_only)
         try:
             store._migrate()
@@ -100,7 +153,7 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.con.close()
+        self.release()
 
     def __enter__(self) -> Store:
         return self
@@ -187,13 +240,8 @@ class Store:
 
     # -- views --
     def metric_names(self) -> list[str]:
-        """Metric names known to the registry or present in the store, sorted."""
-        from nasfilter.metrics import list_metrics
-
-        names = {m.name for m in list_metrics()}
-        names.update(
-            r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall()
-        )
+        """Metric names present in the store (scored or declared by a run), sorted."""
+        names = {r[0] for r in self.con.execute("SELECT DISTINCT metric FROM scores").fetchall()}
         names.update(
             r[0] for r in self.con.execute("SELECT DISTINCT metric FROM run_metrics").fetchall()
         )
@@ -203,19 +251,19 @@ class Store:
         """(Re)create ``results``: one row per (run, architecture), one column per metric.
 
         DuckDB cannot PIVOT on data-dependent values inside a view, so the column list
-        is written out from the metric names known now.
+        is written out from the metric names the store holds now (a run's metrics are
+        recorded before it writes, so they are always there).
         """
         if self.read_only:
             return
-        cols = ",\n    ".join(
-            f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {_ident(m)}"
+        cols = "".join(
+            f",\n    max(s.value) FILTER (WHERE s.metric = {sql_literal(m)}) AS {_ident(m)}"
             for m in self.metric_names()
         )
         self.con.execute(
             f"""CREATE OR REPLACE VIEW results AS
 SELECT s.run_id, r.space, s.arch, min(s.position) AS position,
-    bool_and(s.status = 'ok') AS all_ok,
-    {cols}
+    bool_and(s.status = 'ok') AS all_ok{cols}
 FROM scores s JOIN runs r USING (run_id)
 GROUP BY s.run_id, r.space, s.arch"""
         )
@@ -230,12 +278,19 @@ GROUP BY s.run_id, r.space, s.arch"""
         n_requested: int | None,
         command: str | None,
         metrics: Sequence[dict[str, Any]] = (),
+        origin: str | None = None,
+        parent_run: int | None = None,
     ) -> int:
+        """A new run (status 'running') with its metrics' metadata, in one transaction.
+
+        ``origin``: 'score' for a user's score run (what ``latest`` names), 'search' or
+        'reproduce' for runs those commands make; default: ``kind``.
+        """
         with self.transaction():
             row = self.con.execute(
                 "INSERT INTO runs (kind, space, settings, seed, n_requested, nasfilter_version,"
-                " command, started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')"
-                " RETURNING run_id",
+                " command, started_at, status, origin, parent_run)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING run_id",
                 [
                     kind,
                     space,
@@ -245,13 +300,17 @@ GROUP BY s.run_id, r.space, s.arch"""
                     __version__,
                     command,
                     utc_now(),
+                    origin or kind,
+                    parent_run,
                 ],
             ).fetchone()
             assert row is not None
             run_id = int(row[0])
             for m in metrics:
                 self.con.execute(
-                    "INSERT INTO run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO run_metrics (run_id, metric, version, higher_is_better,"
+                    " needs_model, needs_data, needs_gradients, path, description, unit,"
+                    " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         run_id,
                         m["name"],
@@ -263,10 +322,32 @@ GROUP BY s.run_id, r.space, s.arch"""
                         m["path"],
                         m["description"],
                         m["unit"],
+                        json.dumps(m, sort_keys=True, default=str),
                     ],
                 )
         self.refresh_views()
         return run_id
+
+    def add_run_archs(self, run_id: int, archs: Sequence[str], start: int = 0) -> None:
+        """Record an explicit list of architectures of a run, positions from ``start``."""
+        import pyarrow as pa
+
+        t = pa.table(
+            {
+                "run_id": pa.array([run_id] * len(archs), pa.int32()),
+                "position": pa.array(range(start, start + len(archs)), pa.int64()),
+                "arch": pa.array(list(archs), pa.string()),
+            }
+        )
+        with critical(), self.transaction(_nf_run_archs=t):
+            self.con.execute("INSERT INTO run_archs SELECT * FROM _nf_run_archs")
+
+    def run_archs(self, run_id: int) -> list[str]:
+        """The recorded architectures of a list run, in order."""
+        rows = self.con.execute(
+            "SELECT arch FROM run_archs WHERE run_id = ? ORDER BY position", [run_id]
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def set_run_status(self, run_id: int, status: str, finished: bool = True) -> None:
         self.con.execute(
@@ -275,26 +356,63 @@ GROUP BY s.run_id, r.space, s.arch"""
         )
 
     def resolve_run(self, run: str | int | None, kind: str | None = None) -> int:
-        """A run id from ``None``/``'latest'`` (the newest run of ``kind``) or a number."""
-        if run is None or str(run).lower() == "latest":
-            q = "SELECT max(run_id) FROM runs" + (" WHERE kind = ?" if kind else "")
-            row = self.con.execute(q, [kind] if kind else []).fetchone()
+        """A run id from ``None``/``'latest'`` or a number.
+
+        ``latest`` with ``kind='score'`` is the newest score run a user started (with
+        ``nasfilter score`` or the Python API), not one a search or reproduce made for
+        itself; with another kind, the newest run of that kind. A number names any run;
+        with ``kind='score'``, a search's id is refused with the score runs it made.
+        """
+        if run is None or str(run).strip().lower() == "latest":
+            where, params = "", []
+            if kind == "score":
+                where = " WHERE kind = 'score' AND coalesce(origin, 'score') = 'score'"
+            elif kind:
+                where, params = " WHERE kind = ?", [kind]
+            row = self.con.execute("SELECT max(run_id) FROM runs" + where, params).fetchone()
             if row is None or row[0] is None:
                 what = f"{kind} run" if kind else "run"
+                made = []
+                if kind == "score":
+                    made = [
+                        str(r[0])
+                        for r in self.con.execute(
+                            "SELECT run_id FROM runs WHERE kind = 'score' ORDER BY run_id"
+                        ).fetchall()
+                    ]
+                if made:
+                    raise RunNotFoundError(
+                        f"The database {self.path} has no score run started with `nasfilter "
+                        f"score` ('latest'); runs made by searches: {', '.join(made)}.",
+                        "Pass a run id, or score with `nasfilter score SPACE --n N`.",
+                    )
                 raise RunNotFoundError(
                     f"The database {self.path} has no {what} yet.",
                     "Run `nasfilter score SPACE --n N` first.",
                 )
             return int(row[0])
         try:
-            run_id = int(run)
+            run_id = int(str(run).strip())
         except (TypeError, ValueError):
             raise UsageError(f"Run id must be a number or 'latest', not {run!r}.") from None
-        row = self.con.execute("SELECT run_id FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        row = self.con.execute("SELECT kind FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
-            raise RunNotFoundError(
+            raise UnknownRunError(
                 f"No run {run_id} in {self.path}.", "List runs with `nasfilter runs`."
             )
+        if kind == "score" and row[0] != "score":
+            made = [
+                str(r[0])
+                for r in self.con.execute(
+                    "SELECT run_id FROM runs WHERE parent_run = ? ORDER BY run_id", [run_id]
+                ).fetchall()
+            ]
+            hint = (
+                f"Its candidates were scored in run(s) {', '.join(made)}; pass one of them."
+                if made
+                else "Pass a score run (see `nasfilter runs`)."
+            )
+            raise UsageError(f"Run {run_id} is a {row[0]} run, not a score run.", hint)
         return run_id
 
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -334,37 +452,57 @@ GROUP BY s.run_id, r.space, s.arch"""
 
 
 def _ident(name: str) -> str:
+    """A SQL identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_literal(value: str) -> str:
+    """A SQL string literal, quoted (the one quoting helper for values pasted into SQL)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 class BatchWriter:
-    """Buffers score rows and commits them in batches through Arrow.
+    """Buffers the results of architectures and commits them in batches through Arrow.
 
     The caller decides when to ``flush`` (the engine: every ``batch_rows`` rows or every
-    few seconds, always between architectures).
-
-    Each flush is one transaction: architectures first (insert-or-ignore), then scores.
-    A batch that is interrupted mid-way is rolled back whole and never visible.
+    few seconds, always between architectures). Each flush is one transaction:
+    architectures (insert-or-ignore), scores, per-architecture timings and, for a list
+    run that grows as it goes (``record_list``), the run's list of architectures. A
+    batch that is interrupted mid-way is rolled back whole and never visible.
     """
 
     SCORE_COLS = ("run_id", "arch", "metric", "position", "value", "status", "seconds")
     ARCH_COLS = ("space", "arch", "params", "flops", "size_kb")
 
-    def __init__(self, store: Store, run_id: int, batch_rows: int = 20000) -> None:
+    def __init__(
+        self, store: Store, run_id: int, batch_rows: int = 20000, record_list: bool = False
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.batch_rows = batch_rows
-        self._scores: dict[str, list[Any]] = {c: [] for c in self.SCORE_COLS}
-        self._archs: dict[str, list[Any]] = {c: [] for c in self.ARCH_COLS}
+        self.record_list = record_list
+        self._clear()
         self.rows_written = 0
 
-    def add_architecture(self, space: str, arch: str, params: int, flops: int) -> None:
+    def _clear(self) -> None:
+        self._scores: dict[str, list[Any]] = {c: [] for c in self.SCORE_COLS}
+        self._archs: dict[str, list[Any]] = {c: [] for c in self.ARCH_COLS}
+        self._timings: dict[str, list[Any]] = {
+            "arch": [],
+            "build_seconds": [],
+            "pass_seconds": [],
+        }
+        self._list: dict[str, list[Any]] = {"position": [], "arch": []}
+
+    def add_architecture(
+        self, space: str, arch: str, params: int | None, flops: int | None
+    ) -> None:
         a = self._archs
         a["space"].append(space)
         a["arch"].append(arch)
         a["params"].append(params)
         a["flops"].append(flops)
-        a["size_kb"].append(params / 1000.0)
+        a["size_kb"].append(params / 1000.0 if params is not None else None)
 
     def add_score(
         self, arch: str, metric: str, position: int, value: float, status: str, seconds: float
@@ -377,6 +515,20 @@ class BatchWriter:
         s["value"].append(value)
         s["status"].append(status)
         s["seconds"].append(seconds)
+
+    def add_result(self, space: str, res: Any) -> None:
+        """Every row of one architecture's ``ArchResult`` (see nasfilter.scoring)."""
+        self.add_architecture(space, res.arch, res.params, res.flops)
+        for name, value, status, seconds in res.rows:
+            self.add_score(res.arch, name, res.position, value, status, seconds)
+        if res.build_seconds is not None:
+            t = self._timings
+            t["arch"].append(res.arch)
+            t["build_seconds"].append(res.build_seconds)
+            t["pass_seconds"].append(res.pass_seconds)
+        if self.record_list:
+            self._list["position"].append(res.position)
+            self._list["arch"].append(res.arch)
 
     @property
     def pending(self) -> int:
@@ -408,16 +560,39 @@ class BatchWriter:
                 "size_kb": pa.array(self._archs["size_kb"], pa.float64()),
             }
         )
-        con = self.store.con
+        timings = pa.table(
+            {
+                "run_id": pa.array([self.run_id] * len(self._timings["arch"]), pa.int32()),
+                "arch": pa.array(self._timings["arch"], pa.string()),
+                "build_seconds": pa.array(self._timings["build_seconds"], pa.float64()),
+                "pass_seconds": pa.array(self._timings["pass_seconds"], pa.float64()),
+            }
+        )
+        listed = pa.table(
+            {
+                "run_id": pa.array([self.run_id] * len(self._list["arch"]), pa.int32()),
+                "position": pa.array(self._list["position"], pa.int64()),
+                "arch": pa.array(self._list["arch"], pa.string()),
+            }
+        )
         with critical():  # a signal arriving now is raised after the commit
-            with self.store.transaction(_nf_archs=archs, _nf_scores=scores):
+            with self.store.transaction(
+                _nf_archs=archs, _nf_scores=scores, _nf_timings=timings, _nf_list=listed
+            ) as con:
                 con.execute(
                     "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
                     "ON CONFLICT DO NOTHING"
                 )
                 con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
-            self._scores = {c: [] for c in self.SCORE_COLS}
-            self._archs = {c: [] for c in self.ARCH_COLS}
+                if timings.num_rows:
+                    con.execute(
+                        "INSERT INTO arch_timings SELECT * FROM _nf_timings ON CONFLICT DO NOTHING"
+                    )
+                if listed.num_rows:
+                    con.execute(
+                        "INSERT INTO run_archs SELECT * FROM _nf_list ON CONFLICT DO NOTHING"
+                    )
+            self._clear()
             self.rows_written += n
         return n
 

@@ -1,0 +1,27 @@
+"""Scoring: typed run settings, the per-architecture scorer.
+
+    plan (space, sample | --all | --archs) -> Scorer(settings).score(arch) -> writer -> DuckDB
+
+``RunSettings`` (typed, the reuse key), ``ArchPlan`` (which architectures), ``Scorer``
+(built once per process: builder, batch, labels, device; ``score(arch)`` returns every
+value, status and time of one architecture, with no store access). ``nasfilter.engine``
+maps a scorer over a run's plan and writes the batches.
+"""
+
+from nasfilter.scoring.settings import (
+    ALWAYS,
+    ArchPlan,
+    PenaltySettings,
+    RunSettings,
+    arch_seed,
+    penalized_name,
+)
+
+__all__ = [
+    "ALWAYS",
+    "ArchPlan",
+    "PenaltySettings",
+    "RunSettings",
+    "arch_seed",
+    "penalized_name",
+]
