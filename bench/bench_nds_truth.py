@@ -5,11 +5,14 @@ per-iteration training curves, NaN losses included; the networks are seeded samp
 the space), then, each in a fresh process, times and measures the peak resident memory
 of
 
-- nasfilter: ``load_nds`` (streaming reader, validation, one DuckDB transaction), and
+- nasfilter: ``load_nds`` (streaming reader, validation, one DuckDB transaction; the
+  process has imported nasfilter, DuckDB and pyarrow and opened the store before), and
 - the baseline: ``json.load`` of the whole file and 100 - test_ep_top1[-1] per record,
   as NASWOT's ``nasspace.NDS`` reads these files,
 
-and prints both beside the file's size.
+and prints the time and the peak resident memory before and after the load of both
+(``ru_maxrss``), beside the file's size. Streaming, the growth should stay flat as the
+file grows (``--records``); reading it whole, it grows with the file.
 
     python bench/bench_nds_truth.py [--space nds-darts] [--records 5000] [--iters 1000]
 """
@@ -28,31 +31,30 @@ from pathlib import Path
 
 CHILD_NASFILTER = """
 import resource, sys, time
+import pyarrow
 from nasfilter.store import Store
 from nasfilter.truth.nds import load_nds
-t = time.perf_counter()
+from nasfilter.spaces import get_space
+get_space(sys.argv[3])
 with Store.open(sys.argv[2]) as st:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
     s = load_nds(st, sys.argv[3], sys.argv[1])
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, s.rows)
+    t = time.perf_counter() - t
+print(t, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, s.rows)
 """
 
 CHILD_BASELINE = """
 import json, resource, sys, time
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 with open(sys.argv[1]) as f:
     data = json.load(f)
 if isinstance(data, dict):
     data = data["top"] + data["mid"]
 acc = [100.0 - r["test_ep_top1"][-1] for r in data]
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(acc))
-"""
-
-CHILD_IMPORTS = """
-import resource
-import nasfilter.truth.nds, nasfilter.store, nasfilter.spaces
-from nasfilter.spaces import get_space
-get_space("nds-darts")
-print(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 0)
+t = time.perf_counter() - t
+print(t, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(acc))
 """
 
 
@@ -93,12 +95,13 @@ def write_file(path: Path, space_name: str, records: int, iters: int, seed: int)
         f.write("]")
 
 
-def run(code: str, *args: str) -> tuple[float, float, int]:
+def run(code: str, *args: str) -> tuple[float, float, float, int]:
+    """(seconds, peak RSS before the load, peak RSS after it (MB), rows) of a child."""
     out = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
     )
-    t, rss_kb, rows = out.stdout.split()
-    return float(t), float(rss_kb) / 1024, int(rows)
+    t, before_kb, after_kb, rows = out.stdout.split()
+    return float(t), float(before_kb) / 1024, float(after_kb) / 1024, int(rows)
 
 
 def main() -> int:
@@ -118,13 +121,13 @@ def main() -> int:
             f"file: {args.records:,} {args.space} records, {size / 1e6:,.1f} MB "
             f"(written in {time.perf_counter() - t0:.1f} s)"
         )
-        _, rss0, _ = run(CHILD_IMPORTS)
         db = str(Path(tmp) / "b.duckdb")
-        t_nf, rss_nf, rows = run(CHILD_NASFILTER, str(path), db, args.space)
-        t_bl, rss_bl, n = run(CHILD_BASELINE, str(path))
-    print(f"process after imports (nasfilter, duckdb, numpy): {rss0:,.0f} MB peak")
-    print(f"nasfilter load_nds (streamed):   {t_nf:7.2f} s {rss_nf:7,.0f} MB peak {rows:,} rows")
-    print(f"baseline json.load (whole file): {t_bl:7.2f} s {rss_bl:7,.0f} MB peak {n:,} records")
+        t_nf, b_nf, a_nf, rows = run(CHILD_NASFILTER, str(path), db, args.space)
+        t_bl, b_bl, a_bl, n = run(CHILD_BASELINE, str(path))
+    row = "{:<33} {:6.2f} s  {:6,.0f} -> {:6,.0f} MB  {:,} {}"
+    print(f"{'':<33} {'time':>8}  peak RSS before -> after the load")
+    print(row.format("nasfilter load_nds (streamed):", t_nf, b_nf, a_nf, rows, "rows"))
+    print(row.format("baseline json.load (whole file):", t_bl, b_bl, a_bl, n, "records"))
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     return 0
 
