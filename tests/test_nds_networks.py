@@ -105,6 +105,30 @@ def test_analytic_figures_equal_the_measured_network(space: str) -> None:
         )
 
 
+@pytest.mark.parametrize(("width", "depth"), [(5, 1), (3, 2), (2, 3), (7, 5)])
+def test_shallow_and_odd_width_cell_networks(width: int, depth: int) -> None:
+    """Depths below 3 put both reduction cells at the start (or in one place); odd
+    widths are valid on CIFAR. Analytic == measured == pycls, output for output."""
+    sp = get_space("nds-darts")
+    net = json.loads(sp.sample(1, seed=width)[0])
+    net["width"], net["depth"] = width, depth
+    arch = sp.canonical_object(net)
+    torch.manual_seed(0)
+    mine = sp.build(arch).eval()
+    torch.manual_seed(0)
+    theirs = _reference("nds-darts", arch, 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), theirs(x), rtol=1e-5, atol=1e-6)
+    probe = ModelProbe(mine, x, bn_mode="eval")
+    c = sp.costs(arch)
+    assert (probe.param_count(), probe.relu_count(), probe.flops()) == (
+        c.params,
+        c.relu_count,
+        c.flops,
+    )
+
+
 @pytest.mark.parametrize("space", ["nds-nasnet-in", "nds-amoeba-in"])
 def test_analytic_figures_equal_the_measured_imagenet_network(space: str) -> None:
     sp = get_space(space)

@@ -147,7 +147,9 @@ def _object(obj: Any, what: str) -> Mapping[str, Any]:
     return obj
 
 
-def _keys(obj: Mapping[str, Any], allowed: frozenset[str], required: Sequence[str], what: str):  # type: ignore[no-untyped-def]
+def _keys(
+    obj: Mapping[str, Any], allowed: frozenset[str], required: Sequence[str], what: str
+) -> None:
     unknown = sorted(set(obj) - allowed)
     if unknown:
         raise ConfigError(
