@@ -123,6 +123,8 @@ def load_nds(
             for member, index, rec in iter_records(f):  # type: ignore[arg-type]
                 total += 1
                 members[member] = members.get(member, 0) + 1
+                if on_progress:
+                    on_progress(1)
                 label = f"record {index}" if member is None else f"{member}[{index}]"
                 try:
                     if not isinstance(rec, dict):
@@ -144,8 +146,6 @@ def load_nds(
                 else:
                     e0.acc_sum += acc
                     e0.count += 1
-                if on_progress:
-                    on_progress(1)
     except JsonStreamError as e:
         raise DataError(
             f"{p}: {e.message}.", "The file is truncated or not an NDS JSON file."
