@@ -82,6 +82,7 @@ for _s in (
     DatasetShape("cifar10", 10, 32),
     DatasetShape("cifar100", 100, 32),
     DatasetShape("imagenet16-120", 120, 16),
+    DatasetShape("imagenet", 1000, 224),  # NDS's ImageNet networks
 ):
     register_shape(_s)
 
@@ -123,6 +124,7 @@ TRUTH_DATASETS: dict[str, str] = {
     "cifar10": "cifar10",
     "cifar100": "cifar100",
     "ImageNet16-120": "imagenet16-120",
+    "imagenet": "imagenet",  # NDS's ImageNet files
 }
 TRUTH_SPLITS: tuple[str, ...] = ("valid", "test")
 

@@ -68,7 +68,7 @@ class ScoreRequest:
     mu: float = 0.2
     sigma: float = 0.4
     explicit: bool = False  # candidates come from a caller, given to execute(archs=...)
-    batch_rows: int = 20000
+    batch_rows: int = 100_000
     flush_seconds: float = 5.0
 
 
@@ -272,7 +272,7 @@ def execute(
     run_id: int,
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int, int], None] | None = None,
-    batch_rows: int = 20000,
+    batch_rows: int = 100_000,
     flush_seconds: float = 5.0,
     archs: Sequence[str] | None = None,
     scorer: Any = None,

@@ -223,3 +223,42 @@ def test_malformed_text_is_located(text: str, fragment: str) -> None:
     with pytest.raises(JsonStreamError) as info:
         list(iter_records(io.StringIO(text), chunk=3))
     assert fragment in info.value.message and "line 1" in info.value.message
+
+
+def test_cli_loads_scores_and_analyzes_an_nds_space(tmp_path: Path, db: Path) -> None:
+    """End to end: `truth load nds-resnet --file`, `score --archs` of the file's configs,
+    `analyze` against the loaded test accuracy."""
+    import random
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    runner = CliRunner()
+    space = get_space("nds-resnet")
+    nets = space.sample(12, 5)
+    rnd = random.Random(0)
+    recs = [
+        record(json.loads(a), [60.0, 20.0 + rnd.random() * 10], params=1000 + i)
+        for i, a in enumerate(nets)
+    ]
+    f = _write(tmp_path / "ResNet.json", recs)
+    r = invoke(runner, "truth", "load", "nds-resnet", "--file", str(f), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert "12 truth rows for nds-resnet" in r.stderr
+    r = invoke(runner, "truth", "load", "nds-resnet", "--db", str(db))
+    assert r.exit_code == 2 and "Pass --file PATH" in r.stderr
+    r = invoke(runner, "truth", "load", "nds-resnet", "--file", str(f), "--hp", "12",
+               "--db", str(db))  # fmt: skip
+    assert r.exit_code == 2 and "--hp does not apply to nds-resnet" in r.stderr
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(json.dumps(json.loads(a), indent=None) for a in nets) + "\n")
+    r = invoke(runner, "score", "nds-resnet", "--archs", str(archs), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == "2" or r.stdout.strip().isdigit()
+    r = invoke(runner, "analyze", "--dataset", "cifar10", "--split", "test", "--db", str(db),
+               "-f", "json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    by = {m["metric"]: m for m in out["metrics"]}
+    assert by["relu_count"]["n"] == 12 and by["params"]["n"] == 12

@@ -45,12 +45,21 @@ def _print_load(s) -> None:  # type: ignore[no-untyped-def]
 
 @truth_app.command("load")
 def load(
-    space: Annotated[str, typer.Argument(help="nats-tss or nats-sss.")],
+    space: Annotated[str, typer.Argument(help="Search space (see `nasfilter spaces`).")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="The benchmark's data file, for spaces that publish one (NDS: DARTS.json, "
+            "...; NAS-Bench-101: nasbench_only108.tfrecord).",
+            show_default=False,
+        ),
+    ] = None,
     benchmark_dir: Annotated[
         Path | None,
         typer.Option(
             "--benchmark-dir",
-            help="The fast-mode folder (NATS-tss-v1_0-3ffb9-simple or "
+            help="NATS-Bench: the fast-mode folder (NATS-tss-v1_0-3ffb9-simple or "
             "NATS-sss-v1_0-50262-simple) or the folder holding it. "
             "\\[default: $TORCH_HOME, else ~/.torch]",
             show_default=False,
@@ -61,7 +70,7 @@ def load(
         str | None,
         typer.Option(
             "--hp",
-            help="Training schedule in epochs: TSS 12 or 200, SSS 01, 12 or "
+            help="NATS-Bench training schedule in epochs: TSS 12 or 200, SSS 01, 12 or "
             "90. \\[default: 200 for TSS, 90 for SSS]",
             show_default=False,
         ),
@@ -70,57 +79,78 @@ def load(
         str,
         typer.Option(
             "--trial",
-            help="'mean' (average over the seeds: is_random=False), a seed "
+            help="NATS-Bench: 'mean' (average over the seeds: is_random=False), a seed "
             "such as 777, or 'random' (one random seed per query; not reproducible).",
         ),
     ] = "mean",
     db: DbOption = None,
 ) -> None:
-    """Load accuracies, params and flops from NATS-Bench through its own API.
+    """Load a benchmark's trained accuracies (and its params and flops) for a space.
 
-    Fast mode, one architecture file at a time.
-
-    Example: [bold]nasfilter truth load nats-tss --benchmark-dir ~/.torch[/bold]
+    NATS-Bench through its own API (fast mode, one architecture file at a time); NDS
+    from its JSON file, streamed. Examples: [bold]nasfilter truth load nats-tss
+    --benchmark-dir ~/.torch[/bold], [bold]nasfilter truth load nds-darts --file
+    DARTS.json[/bold]
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from nasfilter.cli.progress import progress_bar
+    from nasfilter.errors import UsageError
+    from nasfilter.spaces import get_space
     from nasfilter.store import Store
-    from nasfilter.truth.nats import load_nats_bench, nats_space, resolve_benchmark_dir
 
-    datasets = _split_list(dataset)
-    nats_space(space)
-    resolve_benchmark_dir(space, benchmark_dir)  # fail before opening the database
-    with (
-        Store.open(db) as store,
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress,
-    ):
-        task = progress.add_task(f"NATS-Bench {space}", total=None)
-        summary = load_nats_bench(
-            store,
-            space,
-            benchmark_dir,
-            datasets,
-            hp,
-            trial,
-            on_total=lambda n: progress.update(task, total=n),
-            on_progress=lambda k: progress.advance(task, k),
+    sp = get_space(space)
+    fmt = sp.truth_format
+    if fmt is None:
+        raise UsageError(
+            f"No benchmark loader for the {sp.name} space.",
+            "Import a table with `nasfilter truth import FILE --space ...`.",
         )
+    if fmt == "nats-bench":
+        if file is not None:
+            raise UsageError(
+                f"{sp.name} is read from its benchmark folder, not a file.",
+                "Pass --benchmark-dir DIR instead of --file.",
+            )
+        from nasfilter.truth.nats import load_nats_bench, nats_space, resolve_benchmark_dir
+
+        datasets = _split_list(dataset)
+        nats_space(space)
+        resolve_benchmark_dir(space, benchmark_dir)  # fail before opening the database
+        with Store.open(db) as store, progress_bar(f"NATS-Bench {space}") as bar:
+            summary = load_nats_bench(
+                store,
+                space,
+                benchmark_dir,
+                datasets,
+                hp,
+                trial,
+                on_total=lambda n: bar.total(n),
+                on_progress=bar.advance,
+            )
+        _print_load(summary)
+        return
+    given = [
+        name
+        for name, v in (
+            ("--benchmark-dir", benchmark_dir is not None),
+            ("--dataset", dataset),
+            ("--hp", hp is not None),
+            ("--trial", trial != "mean"),
+        )
+        if v
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)} does not apply to {sp.name}.", "Drop it.")
+    if file is None:
+        raise UsageError(f"{sp.name} is loaded from its benchmark file.", "Pass --file PATH.")
+    if not file.exists():
+        raise UsageError(f"--file {file}: no such file.")
+    if fmt == "nds-json":
+        from nasfilter.truth.nds import load_nds
+
+        with Store.open(db) as store, progress_bar(f"NDS {space}", unit="record") as bar:
+            summary = load_nds(store, space, file, on_progress=bar.advance)
+    else:  # pragma: no cover - a space declaring a format this version does not read
+        raise UsageError(f"Unknown truth format {fmt!r} of {sp.name}.")
     _print_load(summary)
 
 

@@ -41,6 +41,7 @@ CREATE TABLE arch_timings (
 );
 
 ALTER TABLE searches ADD COLUMN tie_break VARCHAR;
+ALTER TABLE searches ALTER COLUMN population_size DROP NOT NULL;  -- sampling-only spaces
 UPDATE searches SET tie_break = 'smallest';
 
 -- Repeats are numbered from 1, as every command prints them.

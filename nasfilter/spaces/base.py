@@ -84,6 +84,10 @@ class Space(ABC):
     figures: frozenset[str] = frozenset()
     #: dataset shapes the space builds at; the first is the default
     shapes: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+    #: how `nasfilter truth load` reads this space's benchmark: 'nats-bench' (the
+    #: NATS-Bench API over a folder), 'nds-json' (an NDS data file), 'nb101-tfrecord'
+    #: (NAS-Bench-101's TFRecord file); None: no loader (use `truth import`)
+    truth_format: str | None = None
 
     # -- identity ---------------------------------------------------------------------
     @abstractmethod

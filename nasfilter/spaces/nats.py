@@ -222,6 +222,7 @@ class NatsTSS(MixedRadixSpace):
     size = len(TSS_OPS) ** len(EDGES)
     notation = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
     figures = frozenset({"params", "flops", "relu_count"})
+    truth_format = "nats-bench"
     radices = (len(TSS_OPS),) * len(EDGES)  # one operation per edge, in identity order
     channels = (16,) * 5 + (32,) + (32,) * 5 + (64,) + (64,) * 5
 
@@ -272,6 +273,7 @@ class NatsSSS(MixedRadixSpace):
     size = len(SSS_CHOICES) ** 5
     notation = "c1:c2:c3:c4:c5, each in 8,16,...,64"
     figures = frozenset({"params", "flops", "relu_count"})
+    truth_format = "nats-bench"
     radices = (len(SSS_CHOICES),) * 5  # one width per layer
 
     def parse(self, arch: str) -> tuple[int, ...]:

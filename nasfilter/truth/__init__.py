@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nasfilter import __version__
-from nasfilter.errors import DataError, UsageError
+from nasfilter.datasets import TRUTH_SPLITS, canonical_split, canonical_truth_dataset
+from nasfilter.errors import DataError
 from nasfilter.store import Store, utc_now
 
-#: NATS-Bench's dataset names, as its API spells them.
+#: NATS-Bench's dataset names, as its API spells them (every ground-truth dataset name
+#: is in ``nasfilter.datasets.TRUTH_DATASETS``).
 DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
-SPLITS: tuple[str, ...] = ("valid", "test")
+SPLITS: tuple[str, ...] = TRUTH_SPLITS
 LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample", "nds")
 
 TRUTH_COLUMNS = (
@@ -49,21 +51,9 @@ def million_to_count(million: float) -> float:
 
 
 def canonical_dataset(name: str) -> str:
-    """NATS-Bench's spelling of a dataset name given in any case."""
-    key = str(name).strip().lower()
-    for d in DATASETS:
-        if d.lower() == key:
-            return d
-    raise UsageError(
-        f"Unknown dataset {name!r}.", f"Choose one of: {', '.join(DATASETS)} (any case)."
-    )
-
-
-def canonical_split(name: str) -> str:
-    key = str(name).strip().lower()
-    if key not in SPLITS:
-        raise UsageError(f"Unknown split {name!r}.", "Choose 'valid' or 'test'.")
-    return key
+    """The benchmark's spelling of a ground-truth dataset name given in any case (see
+    ``nasfilter.datasets.TRUTH_DATASETS``)."""
+    return canonical_truth_dataset(name)
 
 
 @dataclass

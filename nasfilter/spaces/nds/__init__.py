@@ -2,17 +2,17 @@
 (cell networks, CIFAR-10 and ImageNet) and Vanilla, ResNet, ResNeXt-A, ResNeXt-B
 (AnyNet, CIFAR-10).
 
-Importing this package registers the spaces, the ``imagenet`` shape (224 x 224 RGB,
-1000 classes) and the ``imagenet`` ground-truth dataset. Nothing here imports torch: the
-networks live in ``cells_torch`` and ``anynet_torch``. See docs/spaces-nds.md.
+Importing this package registers the spaces (the ``imagenet`` shape, 224 x 224 RGB with
+1000 classes, and the ``imagenet`` ground-truth dataset are in ``nasfilter.datasets``).
+Nothing here imports torch: the networks live in ``cells_torch`` and ``anynet_torch``.
+See docs/spaces-nds.md.
 """
 
 from __future__ import annotations
 
-from nasfilter.datasets import DatasetShape, register_shape, register_truth_dataset
+from nasfilter.datasets import get_shape
 
-IMAGENET_SHAPE = register_shape(DatasetShape("imagenet", 1000, 224))
-register_truth_dataset("imagenet", "imagenet")
+IMAGENET_SHAPE = get_shape("imagenet")
 
 from nasfilter.spaces.nds import spaces  # noqa: E402,F401  (registers the spaces)
 from nasfilter.spaces.nds.spaces import NdsAnyNetSpace, NdsCellSpace, NdsSpace  # noqa: E402

@@ -139,6 +139,7 @@ class NdsSpace(Space):
     #: NDS's file base name (``DARTS`` for DARTS.json) and the truth dataset it records
     file_stem: str = ""
     truth_dataset: str = "cifar10"
+    truth_format = "nds-json"
     example: str = ""
 
     # -- identity ------------------------------------------------------------------------
