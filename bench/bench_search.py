@@ -14,6 +14,16 @@
     plain NASWOT just stored (its NASWOT time is their summed per-architecture seconds)
     unless --no-reuse.
 
+(c) ``evolution`` against ``random`` search with relu_count at the same N (default 1000),
+    one repeat each, in the same process, reuse off (issue 9's target: evolution within 3x
+    of random). Before the scorer seam, evolution went through a full engine round trip per
+    child (~40 s at N = 1000 against ~1 s for random).
+(d) the tie-break rule of random search with relu_count on the shipped CIFAR-10 sample as
+    the population (cifar10-valid validation accuracy): mean ± std accuracy of the choice
+    over --d-repeats repeats (default 50) for each rule (first, smallest, largest) and each
+    N of --d-ns (default 100, 500, 724 = the whole population: N = 1000 does not fit the
+    724 architectures of the sample). Baseline: the population's mean and best accuracy.
+
 Inputs are synthetic (seeded Gaussian images) unless --data cifar10 --data-dir DIR is given;
 the output says which.
 """
@@ -176,6 +186,67 @@ def bench_b(args: argparse.Namespace, db: Path) -> None:
     )
 
 
+def bench_c(args: argparse.Namespace, db: Path) -> None:
+    from nasfilter.store import Store
+
+    print(
+        f"(c) evolution vs random search, {args.space}, relu_count, N={args.n}, 1 repeat, reuse off"
+    )
+    with Store.open(db) as store:
+        rnd, rnd_wall = _search(
+            store, space=args.space, algo="random", n=args.n, repeats=1, seed=args.seed,
+            reuse=False,
+        )  # fmt: skip
+        evo, evo_wall = _search(
+            store, space=args.space, algo="evolution", n=args.n, repeats=1, seed=args.seed,
+            reuse=False,
+        )  # fmt: skip
+    print(
+        f"    random     run_search {rnd_wall:8.3f} s  (repeat time {rnd.repeats[0].seconds:.3f} s)"
+    )
+    print(
+        f"    evolution  run_search {evo_wall:8.3f} s  (repeat time {evo.repeats[0].seconds:.3f} s)"
+    )
+    print(
+        f"    evolution / random: x{evo_wall / rnd_wall:.2f} (target: at most x3; before the "
+        "scorer seam ~40 s vs ~1 s, x40)"
+    )
+
+
+def bench_d(args: argparse.Namespace, db: Path) -> None:
+    import statistics
+
+    from nasfilter.store import Store
+    from nasfilter.truth import accuracy_of
+    from nasfilter.truth.table import load_sample
+
+    ns = [int(x) for x in args.d_ns.split(",")]
+    with Store.open(db) as store:
+        load_sample(store)
+        acc = accuracy_of(store, "nats-tss", "cifar10-valid", "valid")
+        vals = list(acc.values())
+        print(
+            f"(d) random search by relu_count on the shipped sample ({len(acc)} architectures "
+            f"with cifar10-valid validation accuracy), {args.d_repeats} repeats per cell, "
+            f"seed {args.seed}: accuracy of the choice (%), mean ± std [min, max]"
+        )
+        print(f"    baseline: population mean {statistics.mean(vals):.2f}%, best {max(vals):.2f}%")
+        for n in ns:
+            n = min(n, len(acc))
+            for rule in ("first", "smallest", "largest"):
+                res, wall = _search(
+                    store, space="nats-tss", algo="random", n=n, repeats=args.d_repeats,
+                    seed=args.seed, dataset="cifar10-valid", population="truth",
+                    tie_break=rule,
+                )  # fmt: skip
+                a = [r.accuracy for r in res.repeats]
+                print(
+                    f"    N={n:<4} --tie-break {rule:<8}  {statistics.mean(a):6.2f} ± "
+                    f"{statistics.stdev(a):4.2f}  [{min(a):.2f}, {max(a):.2f}]  "
+                    f"(search run {res.run_id}, {wall:.1f} s)"
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="N of benchmark (a)")
@@ -194,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         help="(b): score NASWOT again for "
         "two-stage instead of reusing plain NASWOT's stored scores",
     )
+    ap.add_argument("--d-repeats", type=int, default=50, help="repeats of benchmark (d)")
+    ap.add_argument("--d-ns", default="100,500,724", help="N of benchmark (d)")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")
+    ap.add_argument("--skip-c", action="store_true")
+    ap.add_argument("--skip-d", action="store_true")
     args = ap.parse_args(argv)
     print(f"nasfilter bench_search: {' '.join(sys.argv[1:]) or '(defaults)'}")
     t0 = time.perf_counter()
@@ -204,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_a(args, Path(d) / "a.duckdb")
         if not args.skip_b:
             bench_b(args, Path(d) / "b.duckdb")
+        if not args.skip_c:
+            bench_c(args, Path(d) / "c.duckdb")
+        if not args.skip_d:
+            bench_d(args, Path(d) / "d.duckdb")
     print(f"total {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -17,11 +17,11 @@ from nasfilter.errors import NasfilterError
 
 
 class _Group(TyperGroup):
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
         """Bad usage (an unknown option, a value not among the choices) is one line on
         stderr with exit code 2, like every other error of nasfilter."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         import sys
 
         try:  # typer >= 0.20 vendors click
@@ -30,7 +30,7 @@ class _Group(TyperGroup):
             from click import exceptions as cx  # type: ignore[no-redef]
 
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except cx.UsageError as e:
             if type(e).__name__ == "NoArgsIsHelpError":
                 e.show()
