@@ -8,7 +8,10 @@ Loaders:
 
 - :func:`nasfilter.truth.nats.load_nats_bench` reads NATS-Bench through its own API;
 - :func:`nasfilter.truth.table.import_table` reads any CSV or Parquet table;
-- :func:`nasfilter.truth.table.load_sample` loads the shipped NAS-Bench-201 sample.
+- :func:`nasfilter.truth.table.load_sample` loads the shipped NAS-Bench-201 sample;
+- :func:`nasfilter.truth.nb101.load_nb101` reads NAS-Bench-101's official TFRecord files
+  (kind ``nb101``), :func:`nasfilter.truth.nb101.load_nb101_sample` the shipped
+  NAS-Bench-101 sample.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from nasfilter.store import Store, utc_now
 #: NATS-Bench's dataset names, as its API spells them.
 DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 SPLITS: tuple[str, ...] = ("valid", "test")
-LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample")
+LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample", "nb101")
 
 TRUTH_COLUMNS = (
     "arch",
