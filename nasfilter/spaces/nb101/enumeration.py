@@ -216,11 +216,11 @@ def _read(path: Path, magic: str, count: int, itemsize: int) -> tuple[bytes | No
     if len(parts) != 4 or parts[0] != magic:
         return None, "not a nasfilter cache file"
     if parts[1] != f"v{VERSION}":
-        return None, f"format {parts[1]}, expected v{VERSION}"
+        return None, f"stale (format {parts[1]}, expected v{VERSION})"
     if parts[2] != f"count={count}" or len(payload) != count * itemsize:
         return None, "truncated or of the wrong size"
     if parts[3] != "sha256=" + hashlib.sha256(payload).hexdigest():
-        return None, "checksum mismatch (corrupt)"
+        return None, "corrupt (checksum mismatch)"
     return payload, ""
 
 
