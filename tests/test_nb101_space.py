@@ -201,9 +201,7 @@ def test_small_spaces_equal_the_original_generator_and_its_representatives() -> 
     for max_v, max_e in ((5, 9), (5, 4), (4, 9)):
         # with an edge cap every isomorphic version has the same edge count, so the
         # capped generator keeps exactly the uncapped one's representatives within it
-        want = [
-            pack(Cell(n, b, ops)) for n, b, ops in ref if n <= max_v and b.bit_count() <= max_e
-        ]
+        want = [pack(Cell(n, b, ops)) for n, b, ops in ref if n <= max_v and b.bit_count() <= max_e]
         assert enumeration.enumerate_keys(max_v, max_e).tolist() == want, (max_v, max_e)
 
 
@@ -289,8 +287,11 @@ def test_unpruned_specs_are_pruned_like_the_benchmark() -> None:
         # directed edges matter
         ("conv1x1~0|conv3x3~1|out~0+2", "conv3x3~0|conv1x1~1|out~0+2", False),
         # two symmetric branches
-        ("conv3x3~0|conv3x3~1|conv1x1~0|conv1x1~3|out~2+4",
-         "conv1x1~0|conv1x1~1|conv3x3~0|conv3x3~3|out~2+4", True),  # fmt: skip
+        (
+            "conv3x3~0|conv3x3~1|conv1x1~0|conv1x1~3|out~2+4",
+            "conv1x1~0|conv1x1~1|conv3x3~0|conv3x3~3|out~2+4",
+            True,
+        ),  # fmt: skip
     ],
 )
 def test_isomorphism_cases(a: str, b: str, same: bool) -> None:
@@ -309,14 +310,18 @@ def test_isomorphism_cases(a: str, b: str, same: bool) -> None:
         ("conv3x3~0|conv3x3~0|out~1", "vertex 2 feeds no later vertex"),
         ("conv3x3~0|out~x", "not a vertex number"),
         ("conv3x3|out~1", "not 'op~sources'"),
-        ("conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|out~1+2+3+4+5+6",
-         "at most 7"),  # fmt: skip
+        (
+            "conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|conv3x3~0|out~1+2+3+4+5+6",
+            "at most 7",
+        ),  # fmt: skip
         ("conv3x3~0|conv3x3~0+1|conv3x3~0+1+2|conv3x3~0+1+2+3|out~1+2+3+4", "has 14 edges"),
         ('{"matrix": [[0, 1], [1, 0]], "ops": ["input", "output"]}', "upper triangular"),
         ('{"matrix": [[0, 0], [0, 0]], "ops": ["input", "output"]}', "not connected"),
         ('{"matrix": [[0, 1], [0, 0]], "ops": ["output", "input"]}', "'input' and the last"),
-        ('{"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv", "output"]}',
-         "unknown operation 'conv'"),  # fmt: skip
+        (
+            '{"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv", "output"]}',
+            "unknown operation 'conv'",
+        ),  # fmt: skip
         ('{"matrix": [[0, 1], [0, 0]]', "not valid JSON"),
         ("deadbeef" * 4, "not the hash of any"),
     ],
@@ -377,7 +382,9 @@ def test_the_hash_index_covers_every_cell_and_hashes_are_distinct() -> None:
 def test_vertex_channels_match_the_authors_test_cases() -> None:
     def vc(c_in: int, c_out: int, m: list[list[int]]) -> list[int]:
         n = len(m)
-        return vertex_channels(c_in, c_out, n, {(i, j) for i in range(n) for j in range(n) if m[i][j]})
+        return vertex_channels(
+            c_in, c_out, n, {(i, j) for i in range(n) for j in range(n) if m[i][j]}
+        )
 
     chain = [[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
     assert vc(8, 8, chain) == [8, 8, 8, 8]

@@ -62,7 +62,9 @@ def ref_masked(data: bytes) -> int:
 
 def tf_record(data: bytes) -> bytes:
     length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", ref_masked(length)) + data + struct.pack("<I", ref_masked(data))
+    return (
+        length + struct.pack("<I", ref_masked(length)) + data + struct.pack("<I", ref_masked(data))
+    )
 
 
 def pb_varint(n: int) -> bytes:
@@ -131,7 +133,9 @@ VALID = [[0.92, 0.93, 0.94], [0.90, 0.91, 0.95], [0.80, 0.81, 0.82]]
 TEST = [[0.91, 0.92, 0.93], [0.89, 0.90, 0.94], [0.79, 0.80, 0.81]]
 
 
-def write_file(path: Path, budgets: tuple[int, ...] = (108,), records: list[bytes] | None = None) -> Path:
+def write_file(
+    path: Path, budgets: tuple[int, ...] = (108,), records: list[bytes] | None = None
+) -> Path:
     """A miniature nasbench_only108 / nasbench_full file: every cell, budget and repeat."""
     if records is None:
         records = []
@@ -139,7 +143,9 @@ def write_file(path: Path, budgets: tuple[int, ...] = (108,), records: list[byte
             for c, (m, ops, params) in enumerate(CELLS):
                 for r in range(3):
                     shift = 0.0 if e == 108 else -0.01 * (108 - e) / 12
-                    records.append(record(m, ops, e, VALID[c][r] + shift, TEST[c][r] + shift, params))
+                    records.append(
+                        record(m, ops, e, VALID[c][r] + shift, TEST[c][r] + shift, params)
+                    )
     path.write_bytes(b"".join(tf_record(x) for x in records))
     return path
 
@@ -150,7 +156,9 @@ def write_file(path: Path, budgets: tuple[int, ...] = (108,), records: list[byte
 def test_crc32c_check_value_and_many_buffers_at_once() -> None:
     assert ref_crc32c(b"123456789") == 0xE3069283 == crc32c(b"123456789")  # RFC 3720 B.4
     rng = np.random.default_rng(0)
-    bufs = [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 70, 120)]
+    bufs = [
+        rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 70, 120)
+    ]
     bufs += [b"", b"\x00", b"\xff" * 33]
     assert crc32c_many(bufs).tolist() == [ref_crc32c(b) for b in bufs]
 
@@ -159,7 +167,9 @@ def test_records_are_read_back_in_order_and_streamed(tmp_path: Path) -> None:
     """Records come back in order, and memory follows the batch, not the file: four
     times the file, the same peak."""
     rng = np.random.default_rng(1)
-    datas = [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 900, 60)]
+    datas = [
+        rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 900, 60)
+    ]
     block = b"".join(tf_record(d) for d in datas)
 
     def peak_reading(copies: int) -> tuple[int, int]:
@@ -221,7 +231,10 @@ def test_model_metrics_decode_from_the_schema() -> None:
     assert [e.current_epoch for e in m.evaluation_data] == [0.0, 54.0, 108.0]
     last = m.evaluation_data[-1]
     assert (last.training_time, last.train_accuracy) == (1201.25, 1.0)
-    assert (last.validation_accuracy, last.test_accuracy) == (0.9376001358032227, 0.9311898946762085)
+    assert (last.validation_accuracy, last.test_accuracy) == (
+        0.9376001358032227,
+        0.9311898946762085,
+    )
     assert last.checkpoint_path == "/c"
     assert decode_model_metrics(pb_int(2, -5)).trainable_parameters == -5  # int32 sign
     assert math.isnan(decode_model_metrics(b"").total_time)
@@ -296,18 +309,27 @@ def test_a_cell_stored_in_another_vertex_order_is_keyed_canonically(tmp_path: Pa
 @pytest.mark.parametrize(
     ("records", "why"),
     [
-        ([record(FIRST_MATRIX, FIRST_OPS, 108, 0.9, 0.9, 1, module_hash="ab" * 16)] * 3,
-         "gives hash abab"),  # fmt: skip
+        (
+            [record(FIRST_MATRIX, FIRST_OPS, 108, 0.9, 0.9, 1, module_hash="ab" * 16)] * 3,
+            "gives hash abab",
+        ),  # fmt: skip
         ([b"not json"], "record 0 is not a NAS-Bench-101 record"),
         ([json.dumps(["x", 108, "0100", "input,output", "!!"]).encode()], "record 0"),
         ([record(*OUT0, 108, 0.8, 0.8, 1)] * 4, "more than 3 runs of out~0"),
         ([record(*OUT0, 108, 0.8, 0.8, 1), record(*OUT0, 108, 0.8, 0.8, 2)], "disagree"),
-        ([record(*OUT0, 108, 0.8, 0.8, 1, module_hash="cd" * 16),
-          record(*OUT0, 108, 0.8, 0.8, 1)], "both name the cell out~0"),  # fmt: skip
+        (
+            [
+                record(*OUT0, 108, 0.8, 0.8, 1, module_hash="cd" * 16),
+                record(*OUT0, 108, 0.8, 0.8, 1),
+            ],
+            "both name the cell out~0",
+        ),  # fmt: skip
         ([record([[0, 0], [0, 0]], ["input", "output"], 108, 0.8, 0.8, 1)], "not connected"),
     ],
 )
-def test_bad_files_are_refused_with_the_reason(tmp_path: Path, records: list[bytes], why: str) -> None:
+def test_bad_files_are_refused_with_the_reason(
+    tmp_path: Path, records: list[bytes], why: str
+) -> None:
     path = write_file(tmp_path / "bad.tfrecord", records=records)
     with pytest.raises(DataError, match=why):
         read_nb101(path)
@@ -328,7 +350,12 @@ def test_sample_rows_and_loader(tmp_path: Path) -> None:
                                    "epe_nas", "l2_norm", "plain"}  # fmt: skip
     with Store.open(tmp_path / "db.duckdb") as st:
         s = load_nb101_sample(st)
-        assert (s.kind, s.space, s.source, s.rows) == ("sample", "nb101", "nas-bench-suite-zero", 292)
+        assert (s.kind, s.space, s.source, s.rows) == (
+            "sample",
+            "nb101",
+            "nas-bench-suite-zero",
+            292,
+        )
         assert s.settings["rows"] == 500 and s.settings["cells"] == 292
         assert s.settings["cells_whose_rows_disagree_on_params_or_flops"] == 3
         t = _truth(st)

@@ -92,6 +92,7 @@ def decode_fields(buf: bytes) -> dict[int, list[Any]]:
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:

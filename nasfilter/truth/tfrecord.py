@@ -126,8 +126,8 @@ def _crc_block(buffers: list[bytes], lens: np.ndarray) -> np.ndarray:
             np.bitwise_xor(c, t16[i], out=c)
         if one > two:  # odd lengths: their last byte
             c = crc[two:one]
-            i = (c ^ grid[2 * k, two:one]) & 0xFF
-            crc[two:one] = t8[i] ^ (c >> 8)
+            last = (c ^ grid[2 * k, two:one]) & 0xFF
+            crc[two:one] = t8[last] ^ (c >> 8)
     return crc ^ np.uint32(0xFFFFFFFF)
 
 
@@ -140,10 +140,7 @@ def frame(data: bytes) -> bytes:
     """One record in TFRecord framing (for writing small files)."""
     head = struct.pack("<Q", len(data))
     return (
-        head
-        + struct.pack("<I", mask(crc32c(head)))
-        + data
-        + struct.pack("<I", mask(crc32c(data)))
+        head + struct.pack("<I", mask(crc32c(head))) + data + struct.pack("<I", mask(crc32c(data)))
     )
 
 

@@ -114,9 +114,7 @@ def _features(cell: Cell) -> tuple[int, ...]:
     present = set()
     for i, j in edges_of(n, cell.bits):
         present.add((pos[i], pos[j]))
-    adj = tuple(
-        int((i, j) in present) for j in range(1, MAX_VERTICES) for i in range(j)
-    )
+    adj = tuple(int((i, j) in present) for j in range(1, MAX_VERTICES) for i in range(j))
     ops = tuple(cell.ops) + (-1,) * (MAX_VERTICES - n)
     return adj + ops
 

@@ -53,7 +53,10 @@ MAX_VERTICES = 7
 MAX_EDGES = 9
 INPUT_LABEL, OUTPUT_LABEL = -1, -2
 
-_OP_OF_NAME: dict[str, int] = {**{s: i for i, s in enumerate(SHORT)}, **{s: i for i, s in enumerate(OPS)}}
+_OP_OF_NAME: dict[str, int] = {
+    **{s: i for i, s in enumerate(SHORT)},
+    **{s: i for i, s in enumerate(OPS)},
+}
 HINT = (
     "Expected tokens 'op~sources' joined by '|', ending with 'out~sources', e.g. "
     "conv3x3~0|maxpool3x3~1|out~0+2; ops: conv3x3, conv1x1, maxpool3x3; sources: earlier "
@@ -310,11 +313,6 @@ def parse_notation(text: str) -> tuple[int, list[tuple[int, int]], list[int]]:
     what = f"NAS-Bench-101 cell {text!r}"
     tokens = text.split("|")
     n = len(tokens) + 1
-    if n > MAX_VERTICES:
-        raise InvalidArchitectureError(
-            f"{what} has {n} vertices; at most {MAX_VERTICES} (input and output included).",
-            HINT,
-        )
     edges: list[tuple[int, int]] = []
     ops: list[int] = []
     for v, tok in enumerate(tokens, start=1):
@@ -355,7 +353,7 @@ def parse_notation(text: str) -> tuple[int, list[tuple[int, int]], list[int]]:
                 )
             seen.add(src)
             edges.append((src, v))
-    check_cell(n, edges, what)
+    check_cell(n, edges, what)  # sizes: after the tokens, whose errors say more
     return n, edges, ops
 
 
@@ -400,14 +398,10 @@ def parse_spec(matrix: Any, ops: Any, what: str) -> tuple[int, list[tuple[int, i
         op = ops[v]
         code = _OP_OF_NAME.get(op) if isinstance(op, str) else None
         if code is None:
-            raise InvalidArchitectureError(
-                f"{what}: unknown operation {op!r} at vertex {v}.", hint
-            )
+            raise InvalidArchitectureError(f"{what}: unknown operation {op!r} at vertex {v}.", hint)
         labels.append(code)
     pos = {v: k for k, v in enumerate(keep)}
-    edges = [
-        (pos[i], pos[j]) for j in keep for i in keep if i < j and matrix[i][j]
-    ]
+    edges = [(pos[i], pos[j]) for j in keep for i in keep if i < j and matrix[i][j]]
     check_cell(len(keep), edges, what + " (pruned)")
     return len(keep), edges, labels
 

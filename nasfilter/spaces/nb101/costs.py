@@ -90,7 +90,9 @@ def _conv(k: int, c_in: int, c_out: int, area: int) -> Triple:
 
 
 @lru_cache(maxsize=8192)
-def graph_tables(n: int, bits: int, shape: DatasetShape) -> tuple[Triple, tuple[tuple[Triple, ...], ...]]:
+def graph_tables(
+    n: int, bits: int, shape: DatasetShape
+) -> tuple[Triple, tuple[tuple[Triple, ...], ...]]:
     """For one cell graph: the costs of the whole network that do not depend on the
     operations (stem, projections, classifier), and per interior vertex the cost of
     each operation there (summed over the nine cells)."""

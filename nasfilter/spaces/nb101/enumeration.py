@@ -348,7 +348,7 @@ def table(directory: Path | None = None) -> Table:
         _DEFAULT[:] = [(env, t)]
         return t
     with _LOCK:
-        t = _TABLES.get(directory)
-        if t is None:
-            t = _TABLES[directory] = Table(directory)
-        return t
+        found = _TABLES.get(directory)
+        if found is None:
+            found = _TABLES[directory] = Table(directory)
+        return found
