@@ -26,7 +26,15 @@ from nasfilter.datasets import get_shape
 from nasfilter.errors import InvalidArchitectureError
 from nasfilter.spaces import get_space
 from nasfilter.spaces.nb101 import FEATURES, enumeration, spec_costs
-from nasfilter.spaces.nb101.cells import OPS, Cell, bits_of, pack, parse_spec
+from nasfilter.spaces.nb101.cells import (
+    OPS,
+    Cell,
+    bits_of,
+    format_cell,
+    is_canonical,
+    pack,
+    parse_spec,
+)
 from nasfilter.spaces.nb101.costs import vertex_channels
 
 SP = get_space("nb101")
@@ -257,6 +265,13 @@ def test_hash_equals_the_reference_on_random_cells_and_is_isomorphism_invariant(
             other = json.dumps({"matrix": m2, "ops": o2})
             assert SP.canonical(other) == arch
             assert SP.hash(other) == h
+            # the same relabeling written in the identity notation
+            n, edges, labels = parse_spec(m2, o2, "x")
+            relabeled = format_cell(Cell(n, bits_of(edges), tuple(labels)))
+            assert SP.canonical(relabeled) == arch
+            assert is_canonical(SP.parse(relabeled)) and (relabeled == arch) == is_canonical(
+                Cell(n, bits_of(edges), tuple(labels))
+            )
 
 
 def test_unpruned_specs_are_pruned_like_the_benchmark() -> None:

@@ -43,7 +43,7 @@ import json
 import math
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -81,35 +81,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def decode_fields(buf: bytes) -> dict[int, list[Any]]:
-    """A protobuf message's fields by number: varints as int, fixed64/32 as raw 8/4
-    bytes, length-delimited as bytes. Raises ValueError on malformed input."""
-    out: dict[int, list[Any]] = {}
-    pos = 0
-    n = len(buf)
-    while pos < n:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if pos > n:
-            raise ValueError("truncated field")
-        out.setdefault(number, []).append(value)
-    return out
-
-
 @dataclass
 class Evaluation:
     """``nasbench.EvaluationData``."""
@@ -140,49 +111,90 @@ _EVAL_DOUBLES = {
 }
 
 
-def _double(raw: Any) -> float:
-    if not isinstance(raw, bytes) or len(raw) != 8:
-        raise ValueError("a double field is not 64-bit")
-    return float(struct.unpack("<d", raw)[0])
+_DOUBLE = struct.Struct("<d").unpack_from
+
+
+def _skip(buf: bytes, pos: int, wire: int) -> int:
+    """Position after a field's value of wire type ``wire`` starting at ``pos``."""
+    if wire == 0:
+        return _varint(buf, pos)[1]
+    if wire == 1:
+        return pos + 8
+    if wire == 2:
+        length, pos = _varint(buf, pos)
+        return pos + length
+    if wire == 5:
+        return pos + 4
+    raise ValueError(f"unsupported wire type {wire}")
+
+
+_FIVE_DOUBLES = struct.Struct("<xdxdxdxdxd").unpack_from
+_FIVE_KEYS = bytes([1 << 3 | 1, 2 << 3 | 1, 3 << 3 | 1, 4 << 3 | 1, 5 << 3 | 1])
+
+
+def _decode_evaluation(buf: bytes, pos: int, end: int) -> Evaluation:
+    ev = Evaluation()
+    # fast path: fields 1-5 first, in order, as protobuf serializers write them
+    if end - pos >= 45 and buf[pos : pos + 45 : 9] == _FIVE_KEYS:
+        (
+            ev.current_epoch,
+            ev.training_time,
+            ev.train_accuracy,
+            ev.validation_accuracy,
+            ev.test_accuracy,
+        ) = _FIVE_DOUBLES(buf, pos)
+        pos += 45
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 1 and 1 <= number <= 5:
+            if pos + 8 > end:
+                raise ValueError("truncated double")
+            setattr(ev, _EVAL_DOUBLES[number], _DOUBLE(buf, pos)[0])
+            pos += 8
+        elif number == 6 and wire == 2:
+            length, pos = _varint(buf, pos)
+            ev.checkpoint_path = buf[pos : pos + length].decode("utf-8", "replace")
+            pos += length
+        else:
+            pos = _skip(buf, pos, wire)
+    if pos != end:
+        raise ValueError("truncated EvaluationData")
+    return ev
 
 
 def decode_model_metrics(buf: bytes) -> ModelMetrics:
     """Decode a serialized ``nasbench.ModelMetrics`` (unknown fields are skipped; for
-    repeated scalars the last value wins, as protobuf says)."""
-    fields = decode_fields(buf)
+    repeated scalars the last value wins, as protobuf says). Raises ValueError."""
     m = ModelMetrics()
-    for raw in fields.get(1, []):
-        if not isinstance(raw, bytes):
-            raise ValueError("evaluation_data is not a message")
-        ev = Evaluation()
-        for number, values in decode_fields(raw).items():
-            if number in _EVAL_DOUBLES:
-                setattr(ev, _EVAL_DOUBLES[number], _double(values[-1]))
-            elif number == 6:
-                ev.checkpoint_path = bytes(values[-1]).decode("utf-8", "replace")
-        m.evaluation_data.append(ev)
-    if 2 in fields:
-        v = fields[2][-1]
-        if not isinstance(v, int):
-            raise ValueError("trainable_parameters is not a varint")
-        m.trainable_parameters = v - (1 << 64) if v >= 1 << 63 else v  # int32 sign
-    if 3 in fields:
-        m.total_time = _double(fields[3][-1])
+    pos, n = 0, len(buf)
+    while pos < n:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if number == 1 and wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > n:
+                raise ValueError("truncated evaluation_data")
+            m.evaluation_data.append(_decode_evaluation(buf, pos, pos + length))
+            pos += length
+        elif number == 2 and wire == 0:
+            v, pos = _varint(buf, pos)
+            m.trainable_parameters = v - (1 << 64) if v >= 1 << 63 else v  # int32 sign
+        elif number == 3 and wire == 1:
+            if pos + 8 > n:
+                raise ValueError("truncated total_time")
+            m.total_time = _DOUBLE(buf, pos)[0]
+            pos += 8
+        else:
+            pos = _skip(buf, pos, wire)
+        if pos > n:
+            raise ValueError("truncated field")
     return m
 
 
 # -- records ---------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One record: one training run of one cell at one epoch budget."""
-
-    module_hash: str
-    epochs: int
-    matrix: list[list[int]]
-    ops: list[str]
-    metrics: ModelMetrics
 
 
 def parse_record(data: bytes) -> tuple[str, int, str, str, str]:
@@ -207,35 +219,6 @@ def matrix_of_string(adjacency: str) -> list[list[int]]:
     if dim * dim != len(adjacency) or set(adjacency) - {"0", "1"}:
         raise ValueError(f"adjacency {adjacency!r} is not a square 0/1 matrix")
     return [[int(adjacency[i * dim + j]) for j in range(dim)] for i in range(dim)]
-
-
-def iter_runs(
-    path: str | Path,
-    epochs: int | None = None,
-    check_crc: bool = True,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[Run]:
-    """Every run in an NB101 TFRecord file (only those at ``epochs``, if given),
-    streamed. Raises DataError naming the record on anything malformed."""
-    from nasfilter.truth.tfrecord import iter_records
-
-    for k, data in enumerate(iter_records(path, check_crc=check_crc, on_progress=on_progress)):
-        try:
-            h, e, adjacency, operations, metrics = parse_record(data)
-            if epochs is not None and e != epochs:
-                continue
-            yield Run(
-                h,
-                e,
-                matrix_of_string(adjacency),
-                operations.split(","),
-                decode_model_metrics(base64.b64decode(metrics, validate=True)),
-            )
-        except (ValueError, UnicodeDecodeError, binascii.Error) as err:
-            raise DataError(
-                f"{path}: record {k:,} is not a NAS-Bench-101 record ({err}).",
-                "Is this nasbench_only108.tfrecord or nasbench_full.tfrecord?",
-            ) from None
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -288,7 +271,14 @@ def read_nb101(
     the space's (all of them when the space's hash index is cached, else 200), and that
     the runs of a cell agree on its parameter count."""
     from nasfilter.spaces.nb101 import enumeration
-    from nasfilter.spaces.nb101.cells import Cell, bits_of, canonical_cell, format_cell, parse_spec
+    from nasfilter.spaces.nb101.cells import (
+        canonical_cell,
+        canonicalize,
+        fast_spec,
+        format_cell,
+        is_canonical,
+        parse_spec,
+    )
     from nasfilter.truth.tfrecord import iter_records
 
     if epochs not in EPOCHS:
@@ -332,15 +322,18 @@ def read_nb101(
                 raw = bytes.fromhex(h)
                 if len(raw) != 16:
                     raise ValueError(f"hash {h!r} is not 32 hex digits")
-                try:
-                    n, edges, labels = parse_spec(
-                        matrix_of_string(adjacency), operations.split(","), f"hash {h}"
-                    )
-                except InvalidArchitectureError as err:
-                    raise ValueError(err.message) from None
-                i = table.rank(Cell(n, bits_of(edges), tuple(labels)))
-                if i < 0:  # stored in another vertex order
-                    i = table.rank(canonical_cell(n, edges, labels))
+                cell = fast_spec(adjacency, operations)
+                if cell is None:  # unpruned or malformed: the full parser says which
+                    try:
+                        n, edges, labels = parse_spec(
+                            matrix_of_string(adjacency), operations.split(","), f"hash {h}"
+                        )
+                    except InvalidArchitectureError as err:
+                        raise ValueError(err.message) from None
+                    cell = canonical_cell(n, edges, labels)
+                elif not is_canonical(cell):  # stored in another vertex order
+                    cell = canonicalize(cell)
+                i = table.rank(cell)
                 if count[i]:
                     raise DataError(
                         f"{p}: hashes {bytes(hashes[i]).hex()} and {h} both name the cell "

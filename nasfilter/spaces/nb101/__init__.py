@@ -35,6 +35,7 @@ from nasfilter.spaces.nb101.cells import (
     edges_of,
     fast_cell,
     format_cell,
+    is_canonical,
     is_hash,
     matrix_of,
     ops_of,
@@ -54,11 +55,9 @@ FEATURES = MAX_VERTICES * (MAX_VERTICES - 1) // 2 + (MAX_VERTICES - 2)
 
 
 def _known(cell: Cell) -> Cell:
-    """``cell`` in canonical form: a lookup in the cached enumeration when it is already
-    canonical (the common case), the full canonicalization otherwise."""
-    if enumeration.table().rank(cell) >= 0:
-        return cell
-    return canonicalize(cell)
+    """``cell`` in canonical form: a quick check when it already is (the common case:
+    the graph's automorphisms, cached per graph), the full canonicalization otherwise."""
+    return cell if is_canonical(cell) else canonicalize(cell)
 
 
 @lru_cache(maxsize=65536)
@@ -175,6 +174,7 @@ class NB101(Space):
     shapes = ("cifar10",)
 
     def __init__(self) -> None:
+        self._default_shape = self.shape(None)
         self._last_costs: tuple[str, DatasetShape, Costs] | None = None
         self._all_costs: dict[DatasetShape, dict[str, np.ndarray]] = {}
 
@@ -231,11 +231,12 @@ class NB101(Space):
 
     # -- costs and networks -----------------------------------------------------------------
     def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
-        shape = (
-            dataset
-            if isinstance(dataset, DatasetShape) and dataset.name in self.shapes
-            else self.shape(dataset)
-        )
+        if dataset is None:
+            shape = self._default_shape
+        elif isinstance(dataset, DatasetShape) and dataset.name in self.shapes:
+            shape = dataset
+        else:
+            shape = self.shape(dataset)
         last = self._last_costs
         if last is not None and last[0] == arch and last[1] == shape:
             return last[2]  # the engine asks for several figures of one architecture

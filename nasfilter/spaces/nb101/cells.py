@@ -185,6 +185,44 @@ def canonical_cell(n: int, edges: Sequence[tuple[int, int]], ops: Sequence[int])
     return Cell(n, best_bits, best_ops)
 
 
+@lru_cache(maxsize=16384)
+def _graph_info(n: int, bits: int) -> tuple[tuple[int, ...], ...] | None:
+    """The automorphisms of a graph that is canonical (min ``bits`` over its forward
+    relabelings), as permutations of the interior positions; None when another vertex
+    order of the graph has smaller ``bits``."""
+    edges = edges_of(n, bits)
+    autos = []
+    for p in _perms(n):
+        b = 0
+        for i, j in edges:
+            pi, pj = p[i], p[j]
+            if pi >= pj:
+                break
+            b |= 1 << (pi + pj * (pj - 1) // 2)
+        else:
+            if b < bits:
+                return None
+            if b == bits:
+                autos.append(tuple(p[v] - 1 for v in range(1, n - 1)))
+    return tuple(autos)
+
+
+def is_canonical(cell: Cell) -> bool:
+    """Whether ``cell`` is in canonical form (its graph has the smallest ``bits`` of its
+    vertex orders, and no automorphism of the graph gives smaller ``ops``)."""
+    autos = _graph_info(cell.n, cell.bits)
+    if autos is None:
+        return False
+    ops = cell.ops
+    for a in autos:
+        new = [0] * len(ops)
+        for v, target in enumerate(a):
+            new[target] = ops[v]
+        if tuple(new) < ops:
+            return False
+    return True
+
+
 def canonicalize(cell: Cell) -> Cell:
     return canonical_cell(cell.n, edges_of(cell.n, cell.bits), cell.ops)
 
@@ -269,27 +307,15 @@ def format_cell(cell: Cell) -> str:
 _SOURCE = {str(i): i for i in range(MAX_VERTICES)}
 
 
-def fast_cell(text: str) -> Cell | None:
-    """The cell of a well-formed identity (any forward vertex order) without building
-    error messages, or None when ``text`` is anything else (then ``parse_notation``
-    says what is wrong)."""
-    tokens = text.split("|")
-    n = len(tokens) + 1
+def _graph_of_sources(sources: tuple[str, ...]) -> tuple[int, int] | None:
+    """(n, bits) of the '~sources' parts of an identity's tokens (the output's last), or
+    None when they do not describe a valid cell graph."""
+    n = len(sources) + 1
     if n > MAX_VERTICES:
         return None
     bits = 0
     fed = 0  # vertices with an out-edge
-    ops = []
-    for v, tok in enumerate(tokens, start=1):
-        name, _, srcs = tok.partition("~")
-        if v == n - 1:
-            if name != "out":
-                return None
-        else:
-            op = _OP_OF_NAME.get(name)
-            if op is None:
-                return None
-            ops.append(op)
+    for v, srcs in enumerate(sources, start=1):
         if not srcs:
             return None
         base = v * (v - 1) // 2
@@ -303,6 +329,88 @@ def fast_cell(text: str) -> Cell | None:
             bits |= b
             fed |= 1 << i
     if fed != (1 << (n - 1)) - 1 or bits.bit_count() > MAX_EDGES:
+        return None
+    return n, bits
+
+
+#: (n, bits) by the tuple of source lists of an identity: a cell's graph is parsed once
+_GRAPHS: dict[tuple[str, ...], tuple[int, int] | None] = {}
+
+
+def fast_cell(text: str) -> Cell | None:
+    """The cell of a well-formed identity (any forward vertex order) without building
+    error messages, or None when ``text`` is anything else (then ``parse_notation``
+    says what is wrong)."""
+    tokens = text.split("|")
+    ops = []
+    sources = []
+    for tok in tokens:
+        name, _, srcs = tok.partition("~")
+        op = _OP_OF_NAME.get(name)
+        if op is None:
+            break
+        ops.append(op)
+        sources.append(srcs)
+    else:
+        return None  # no output token
+    if len(ops) != len(tokens) - 1 or name != "out":
+        return None
+    sources.append(srcs)
+    key = tuple(sources)
+    if key in _GRAPHS:
+        graph = _GRAPHS[key]
+    else:
+        graph = _graph_of_sources(key)
+        if len(_GRAPHS) < 100_000:
+            _GRAPHS[key] = graph
+    if graph is None:
+        return None
+    return Cell(graph[0], graph[1], tuple(ops))
+
+
+@lru_cache(maxsize=8)
+def _masks(n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per vertex: the bits of its out-edges and of its in-edges."""
+    rows = tuple(sum(1 << bit(v, j) for j in range(v + 1, n)) for v in range(n))
+    cols = tuple(sum(1 << bit(i, v) for i in range(v)) for v in range(n))
+    return rows, cols
+
+
+def valid_graph(n: int, bits: int) -> bool:
+    """Every vertex on an input-output path (each but the output has an out-edge, each
+    but the input an in-edge), at most 7 vertices and 9 edges."""
+    if not 2 <= n <= MAX_VERTICES or bits.bit_count() > MAX_EDGES:
+        return False
+    rows, cols = _masks(n)
+    return all(bits & rows[v] for v in range(n - 1)) and all(bits & cols[v] for v in range(1, n))
+
+
+def fast_spec(adjacency: str, operations: str) -> Cell | None:
+    """The cell of a pruned spec in the benchmark files' string form (row-major 0/1
+    matrix, comma-joined op names), in the order given; None when the spec is anything
+    else (unpruned, malformed: then ``parse_spec`` says what)."""
+    names = operations.split(",")
+    n = len(names)
+    if n * n != len(adjacency) or n < 2 or names[0] != INPUT or names[-1] != OUTPUT:
+        return None
+    ops = []
+    for name in names[1:-1]:
+        op = _OP_OF_NAME.get(name)
+        if op is None:
+            return None
+        ops.append(op)
+    bits = 0
+    for i in range(n):
+        row = adjacency[i * n : i * n + n]
+        if "1" in row[: i + 1]:
+            return None
+        for j in range(i + 1, n):
+            c = row[j]
+            if c == "1":
+                bits |= 1 << (i + j * (j - 1) // 2)
+            elif c != "0":
+                return None
+    if not valid_graph(n, bits):
         return None
     return Cell(n, bits, tuple(ops))
 

@@ -120,10 +120,20 @@ def graph_tables(
     return base, tuple(tuple(r) for r in per_vertex[1 : n - 1])
 
 
+_TABLES_BY_SHAPE: dict[DatasetShape, dict[int, tuple[Triple, tuple[tuple[Triple, ...], ...]]]] = {}
+
+
 def cell_costs(cell: Cell, shape: DatasetShape) -> Costs:
     """Analytic costs of the network built from ``cell`` (in the vertex order given:
     pass the canonical cell)."""
-    (p, f, r), table = graph_tables(cell.n, cell.bits, shape)
+    tables = _TABLES_BY_SHAPE.get(shape)
+    if tables is None:
+        tables = _TABLES_BY_SHAPE.setdefault(shape, {})
+    key = cell.n << 21 | cell.bits
+    got = tables.get(key)
+    if got is None:
+        got = tables[key] = graph_tables(cell.n, cell.bits, shape)
+    (p, f, r), table = got
     for row, op in zip(table, cell.ops, strict=True):
         dp, df, dr = row[op]
         p += dp
