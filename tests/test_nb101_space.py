@@ -590,6 +590,18 @@ def test_cache_is_rebuilt_when_corrupt_stale_or_truncated(tmp_path: Path) -> Non
     assert reopen() == []  # a sound file is read silently
 
 
+def test_an_unwritable_cache_folder_is_reported_and_the_table_still_works(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    notices: list[str] = []
+    t = enumeration.Table(blocker / "cache", on_notice=notices.append)
+    assert len(t) == enumeration.SIZE and SP.size == len(t)
+    assert len(notices) == 1 and "cannot write the NAS-Bench-101 cache" in notices[0]
+    assert "Set NASFILTER_CACHE to a writable folder." in notices[0]
+
+
 def test_cache_location_is_absolute_and_follows_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

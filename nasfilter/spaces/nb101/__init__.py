@@ -11,6 +11,7 @@ See docs/spaces-nb101.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -208,7 +209,7 @@ class NB101(Space):
     def rank(self, arch: str) -> int:
         return enumeration.table().rank(self.parse(arch))  # parse gives a canonical cell
 
-    def enumerate(self):  # type: ignore[no-untyped-def]
+    def enumerate(self) -> Iterator[str]:
         """Every identity in enumeration order, streamed from the cached table."""
         for key in enumeration.table().keys.tolist():
             yield format_cell(unpack(key))

@@ -208,7 +208,7 @@ def _read(path: Path, magic: str, count: int, itemsize: int) -> tuple[bytes | No
         with open(path, "rb") as f:
             head = f.readline(200)
             payload = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None, "missing"
     except OSError as e:
         return None, f"unreadable ({e.strerror})"
@@ -253,8 +253,19 @@ class Table:
         keys = enumerate_keys()
         if len(keys) != SIZE:  # pragma: no cover - the enumeration is fixed
             raise RuntimeError(f"NAS-Bench-101 enumeration gave {len(keys)} cells, not {SIZE}")
-        _write(self.cells_path, _MAGIC_CELLS, keys.astype("<u4").tobytes(), SIZE)
+        self._save(self.cells_path, _MAGIC_CELLS, keys.astype("<u4").tobytes())
         return keys
+
+    def _save(self, path: Path, magic: str, payload: bytes) -> None:
+        """Write a cache file; if the folder is not writable, say so and go on (the
+        caller keeps what it computed in memory)."""
+        try:
+            _write(path, magic, payload, SIZE)
+        except OSError as e:
+            self.on_notice(
+                f"cannot write the NAS-Bench-101 cache {path} ({e.strerror or e}); using it "
+                f"from memory this time. Set {ENV_VAR} to a writable folder."
+            )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -285,7 +296,7 @@ class Table:
                         f"{self.hashes_path}"
                     )
                 payload = compute_hashes(self.keys)
-                _write(self.hashes_path, _MAGIC_HASHES, payload, SIZE)
+                self._save(self.hashes_path, _MAGIC_HASHES, payload)
             self._hashes = np.frombuffer(payload, dtype=np.uint8).reshape(-1, 16)
         return self._hashes
 
