@@ -10,7 +10,6 @@ See docs/spaces-nb101.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -196,9 +195,6 @@ class NB101(Space):
     def spec(self, arch: str) -> dict[str, list[Any]]:
         """``{"matrix": ..., "ops": ...}``: the cell as the benchmark stores it."""
         return spec_of(self.parse(arch))
-
-    def spec_json(self, arch: str) -> str:
-        return json.dumps(self.spec(arch), separators=(", ", ": "))
 
     # -- enumeration ------------------------------------------------------------------------
     def unrank(self, index: int) -> str:
