@@ -1,11 +1,28 @@
-"""Shared fixtures: a CLI runner and a fresh database path per test."""
+"""Shared fixtures: a CLI runner, a fresh database path per test, and a private cache
+directory for the whole session (nothing is written to the user's ~/.cache)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``$NASFILTER_CACHE`` for the session: the NAS-Bench-101 enumeration is built there
+    once (about a second) and shared by every test."""
+    path = tmp_path_factory.mktemp("nasfilter-cache")
+    old = os.environ.get("NASFILTER_CACHE")
+    os.environ["NASFILTER_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("NASFILTER_CACHE", None)
+    else:
+        os.environ["NASFILTER_CACHE"] = old
 
 
 @pytest.fixture

@@ -15,15 +15,16 @@ TSS_EXAMPLE = (
 )
 
 
-def test_registry_lists_both_nats_spaces() -> None:
+def test_registry_lists_the_built_in_spaces() -> None:
     names = [s.name for s in list_spaces()]
-    assert {"nats-sss", "nats-tss"} <= set(names) and names == sorted(names)
+    assert {"nats-sss", "nats-tss", "nb101"} <= set(names) and names == sorted(names)
     assert get_space("nats-tss").size == 15_625
     assert get_space("nats-sss").size == 32_768
+    assert get_space("nb101").size == 423_624
 
 
 def test_unknown_space_lists_choices() -> None:
-    with pytest.raises(UnknownSpaceError, match="nats-sss, nats-tss"):
+    with pytest.raises(UnknownSpaceError, match="nats-sss, nats-tss, nb101"):
         get_space("nas-bench-999")
 
 

@@ -373,7 +373,7 @@ def test_import_usage_errors(tmp_path: Path, db: Path) -> None:
         with pytest.raises(UsageError, match="no column 'accuracy'.*cell, acc, other"):
             import_table(st, f, "nats-tss", "cifar10", "cell", "accuracy")
         with pytest.raises(UnknownSpaceError):
-            import_table(st, f, "nb101", "cifar10", "cell", "acc")
+            import_table(st, f, "nas-bench-999", "cifar10", "cell", "acc")
         with pytest.raises(UsageError, match="Unknown dataset 'svhn'"):
             import_table(st, f, "nats-tss", "svhn", "cell", "acc")
         with pytest.raises(UsageError, match="Unknown split"):
