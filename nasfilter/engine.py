@@ -253,8 +253,7 @@ def planned_archs(
     """(position, arch) of every architecture the run scores, in order."""
     space = settings.space_obj()
     if arch_plan.kind == "all":
-        for i in range(arch_plan.n):
-            yield i, space.unrank(i)
+        yield from enumerate(space.enumerate())
     elif arch_plan.kind == "sample":
         yield from enumerate(space.sample(arch_plan.n, settings.seed))
     elif arch_plan.kind == "list":
@@ -276,6 +275,7 @@ def execute(
     flush_seconds: float = 5.0,
     archs: Sequence[str] | None = None,
     scorer: Any = None,
+    chunk_size: int = 4096,
 ) -> RunSummary:
     """Score every architecture of run ``run_id`` not yet stored; mark the run completed.
 
@@ -325,7 +325,23 @@ def execute(
     space = settings.space
     with interruptible():
         try:
-            for res in scorer.map(todo) if todo else ():
+            if scorer is not None and not scorer.builds:  # analytic only: by columns
+                for start in range(0, len(todo), chunk_size):
+                    chunk = scorer.score_chunk(todo[start : start + chunk_size])
+                    with critical():
+                        writer.add_chunk(space, chunk)
+                        for name, (_, sts, _) in chunk.columns.items():
+                            statuses[name].update(sts)
+                        scored += len(chunk)
+                    now = time.perf_counter()
+                    if on_progress:
+                        on_progress(scored - reported)
+                        reported, last_report = scored, now
+                    if writer.pending >= batch_rows or now - last_flush > flush_seconds:
+                        writer.flush()
+                        store.release()
+                        last_flush = now
+            for res in scorer.map(todo) if todo and scorer.builds else ():
                 with critical():  # an architecture's rows are buffered together
                     writer.add_result(space, res)
                     for name, _, st, _ in res.rows:

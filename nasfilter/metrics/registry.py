@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,11 @@ class Score:
 
 
 Analytic = Callable[["Space", str, ScoreContext], "float | Score"]
+AnalyticMany = Callable[["Space", Sequence[str], ScoreContext], Any]
+
+#: ``analytic=FIGURE``: the analytic value is the space's figure ``figure`` (times
+#: ``figure_scale(ctx)``), with a bulk form over many architectures (``Space.costs_many``).
+FIGURE = "figure"
 ProbeFn = Callable[["ModelProbe", ScoreContext], "float | Score"]
 ModelFn = Callable[["MetricInput"], "float | Score"]
 
@@ -93,6 +98,8 @@ class Metric:
     #: the space figure the analytic path reads (None: analytic for every space)
     figure: str | None = None
     from_arch: Analytic | None = None
+    #: the analytic path over many architectures at once (an array in their order)
+    from_arch_many: AnalyticMany | None = None
     from_probe: ProbeFn | None = None
     from_model: ModelFn | None = None
     #: settings a shared probe needs for this metric (e.g. {"want_kernel": True})
@@ -194,7 +201,8 @@ def metric(
     needs: Iterable[str] = (),
     path: str = "model",
     figure: str | None = None,
-    analytic: Analytic | None = None,
+    analytic: Analytic | str | None = None,
+    figure_scale: Callable[[ScoreContext], float] | None = None,
     probe_options: dict[str, Any] | None = None,
     source: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -203,10 +211,18 @@ def metric(
     ``path='model'``: the function takes a ``MetricInput``; ``path='probe'``: it takes
     ``(probe, ctx)`` and reads the shared forward pass; ``path='analytic'``: it takes
     ``(space, arch, ctx)``. ``analytic`` adds an analytic path beside a probe or model
-    path (used for the spaces whose ``figures`` include ``figure``).
+    path (used for the spaces whose ``figures`` include ``figure``); ``analytic=FIGURE``
+    makes that path the figure itself (times ``figure_scale(ctx)``), with a bulk form.
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+    many: AnalyticMany | None = None
+    if analytic == FIGURE:
+        if figure is None:
+            raise ValueError(f"metric {name!r}: analytic=FIGURE needs figure=")
+        analytic, many = _figure_paths(figure, figure_scale)
+    elif isinstance(analytic, str):
+        raise ValueError(f"metric {name!r}: unknown analytic {analytic!r}")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         register(
@@ -218,7 +234,8 @@ def metric(
                 unit=unit,
                 needs=frozenset(needs),
                 figure=figure,
-                from_arch=fn if path == "analytic" else analytic,
+                from_arch=fn if path == "analytic" else analytic,  # type: ignore[arg-type]
+                from_arch_many=many,
                 from_probe=fn if path == "probe" else None,
                 from_model=fn if path == "model" else None,
                 probe_options=tuple(sorted((probe_options or {}).items())),
@@ -228,6 +245,24 @@ def metric(
         return fn
 
     return deco
+
+
+def _figure_paths(
+    figure: str, scale: Callable[[ScoreContext], float] | None
+) -> tuple[Analytic, AnalyticMany]:
+    """The per-architecture and the bulk analytic path of a figure metric."""
+
+    def one(space: Space, arch: str, ctx: ScoreContext) -> float:
+        v = space.costs(arch, ctx.dataset).figure(figure)
+        if v is None:  # pragma: no cover - a space's figures promise it
+            raise ValueError(f"{space.name} computes no {figure}")
+        return float(v) * (scale(ctx) if scale else 1.0)
+
+    def many(space: Space, archs: Sequence[str], ctx: ScoreContext) -> Any:
+        v = space.costs_many(archs, ctx.dataset)[figure]
+        return v * scale(ctx) if scale else v
+
+    return one, many
 
 
 def _load() -> None:

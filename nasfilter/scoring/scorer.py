@@ -76,6 +76,33 @@ class ArchResult:
         return own
 
 
+@dataclass
+class ChunkResult:
+    """Every value of many architectures of an analytic-only run, by column: per metric
+    (values, statuses, seconds per architecture) in the order of ``archs``."""
+
+    positions: list[int]
+    archs: list[str]
+    columns: dict[str, tuple[Any, list[str], float]] = field(default_factory=dict)
+    params: Any = None  # reference figures (float arrays, NaN = none) for architectures
+    flops: Any = None
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+
+def _statuses(values: Any) -> list[str]:
+    """The status of each value of a float array: ok, nan, inf, -inf."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    out = np.full(v.shape, "ok", dtype=object)
+    out[np.isnan(v)] = "nan"
+    out[np.isposinf(v)] = "inf"
+    out[np.isneginf(v)] = "-inf"
+    return list(out)
+
+
 def _error(e: BaseException) -> Score:
     return Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
 
@@ -183,6 +210,61 @@ class Scorer:
             pending = (pos, arch, fut)
         if pending is not None:
             yield self._score(pending[0], pending[1], pending[2].result())
+
+    def score_chunk(self, items: list[tuple[int, str]]) -> ChunkResult:
+        """Many architectures of an analytic-only run at once (no network is built):
+        metrics with a bulk form compute a whole column in one call (their seconds are
+        the call's time divided evenly); the others, and any column whose bulk call
+        fails, go architecture by architecture."""
+        import numpy as np
+
+        if self.builds:
+            raise RuntimeError("score_chunk serves analytic-only runs")
+        positions = [p for p, _ in items]
+        archs = [a for _, a in items]
+        n = len(archs)
+        res = ChunkResult(positions, archs)
+        ctx = self.ctx
+        for m in self.analytic:
+            col = None
+            if m.from_arch_many is not None and n:
+                t = time.perf_counter()
+                try:
+                    vals = np.asarray(m.from_arch_many(self.space, archs, ctx), dtype=np.float64)
+                    col = (vals, _statuses(vals), (time.perf_counter() - t) / n)
+                except Exception:  # noqa: BLE001 - redone one by one, errors as statuses
+                    col = None
+            if col is None:
+                vals = np.empty(n, dtype=np.float64)
+                sts: list[str] = []
+                t = time.perf_counter()
+                for i, a in enumerate(archs):
+                    try:
+                        sc = Score.of(m.from_arch(self.space, a, ctx))  # type: ignore[misc]
+                    except Exception as e:  # noqa: BLE001 - stored as a status, counted
+                        sc = _error(e)
+                    vals[i] = sc.value
+                    sts.append(sc.status)
+                col = (vals, sts, (time.perf_counter() - t) / max(n, 1))
+            res.columns[m.name] = col
+        if self.ref_costs and n:
+            try:
+                ref = self.space.costs_many(archs)
+                res.params, res.flops = ref["params"], ref["flops"]
+            except Exception:  # noqa: BLE001 - the analytic columns say what went wrong
+                pass
+        if self.penalized:
+            from nasfilter.penalties import penalized
+
+            pen = self.settings.penalty
+            assert pen is not None
+            size_mb = res.columns["size_kb"][0] / 1000.0
+            for base, name in self.penalized.items():
+                t = time.perf_counter()
+                vals, sts, _ = res.columns[base]
+                p = np.asarray(penalized(vals, size_mb, pen.penalty, pen.mu, pen.sigma))
+                res.columns[name] = (p, list(sts), (time.perf_counter() - t) / max(n, 1))
+        return res
 
     def close(self) -> None:
         if self._pool is not None:

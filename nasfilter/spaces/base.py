@@ -24,7 +24,7 @@ there). Everything else is optional and declared:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +192,21 @@ class Space(ABC):
     def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
         """Analytic figures (those named in ``figures``), without building anything."""
         raise self._not("costed analytically (its figures are measured on built networks)")
+
+    def costs_many(
+        self, archs: Sequence[str], dataset: DatasetShape | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every figure of ``figures`` for many architectures at once: float64 arrays in
+        the order of ``archs`` (NaN where a figure is missing). The default loops over
+        ``costs``; spaces with a vectorized form (a table of the whole space) override it.
+        Raises what ``costs`` raises for a malformed identity."""
+        out = {f: np.empty(len(archs), dtype=np.float64) for f in self.figures}
+        for i, a in enumerate(archs):
+            c = self.costs(a, dataset)
+            for f, arr in out.items():
+                v = c.figure(f)
+                arr[i] = np.nan if v is None else v
+        return out
 
     @abstractmethod
     def build(self, arch: str, shape: DatasetShape | int | None = None) -> nn.Module:

@@ -530,6 +530,30 @@ class BatchWriter:
             self._list["position"].append(res.position)
             self._list["arch"].append(res.arch)
 
+    def add_chunk(self, space: str, chunk: Any) -> None:
+        """Every row of a ``ChunkResult`` (many architectures, by column)."""
+        import math as _math
+
+        n = len(chunk)
+        a = self._archs
+        a["space"].extend([space] * n)
+        a["arch"].extend(chunk.archs)
+        for key, arr in (("params", chunk.params), ("flops", chunk.flops)):
+            if arr is None:
+                a[key].extend([None] * n)
+            else:
+                a[key].extend(None if _math.isnan(v) else int(v) for v in arr.tolist())
+        a["size_kb"].extend(None if p is None else p / 1000.0 for p in a["params"][-n:])
+        s = self._scores
+        for name, (values, statuses, seconds) in chunk.columns.items():
+            s["run_id"].extend([self.run_id] * n)
+            s["arch"].extend(chunk.archs)
+            s["metric"].extend([name] * n)
+            s["position"].extend(chunk.positions)
+            s["value"].extend(values.tolist())
+            s["status"].extend(statuses)
+            s["seconds"].extend([seconds] * n)
+
     @property
     def pending(self) -> int:
         return len(self._scores["arch"])

@@ -9,13 +9,10 @@ Loaders:
 - :func:`nasfilter.truth.nats.load_nats_bench` reads NATS-Bench through its own API;
 - :func:`nasfilter.truth.table.import_table` reads any CSV or Parquet table;
 - :func:`nasfilter.truth.table.load_sample` loads the shipped NAS-Bench-201 sample;
-<<<<<<< HEAD
-- :func:`nasfilter.truth.nds.load_nds` streams an NDS design-space JSON file.
-=======
+- :func:`nasfilter.truth.nds.load_nds` streams an NDS design-space JSON file;
 - :func:`nasfilter.truth.nb101.load_nb101` reads NAS-Bench-101's official TFRecord files
   (kind ``nb101``), :func:`nasfilter.truth.nb101.load_nb101_sample` the shipped
   NAS-Bench-101 sample.
->>>>>>> nb101
 """
 
 from __future__ import annotations
@@ -33,13 +30,8 @@ from nasfilter.store import Store, utc_now
 #: NATS-Bench's dataset names, as its API spells them (every ground-truth dataset name
 #: is in ``nasfilter.datasets.TRUTH_DATASETS``).
 DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
-<<<<<<< HEAD
 SPLITS: tuple[str, ...] = TRUTH_SPLITS
-LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample", "nds")
-=======
-SPLITS: tuple[str, ...] = ("valid", "test")
-LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample", "nb101")
->>>>>>> nb101
+LOAD_KINDS: tuple[str, ...] = ("nats_bench", "import", "sample", "nds", "nb101")
 
 TRUTH_COLUMNS = (
     "arch",

@@ -10,34 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nasfilter.metrics.registry import ScoreContext, metric
+from nasfilter.metrics.registry import FIGURE, ScoreContext, metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasfilter.metrics.inputs import MetricInput
     from nasfilter.metrics.probe import ModelProbe
-    from nasfilter.spaces.base import Space
-
-
-def _figure(space: Space, arch: str, ctx: ScoreContext, name: str) -> float:
-    v = space.costs(arch, ctx.dataset).figure(name)
-    if v is None:  # pragma: no cover - figures promise it
-        raise ValueError(f"{space.name} computes no {name}")
-    return float(v)
 
 
 def _params_of(model: object) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)  # type: ignore[attr-defined]
 
 
-def _relu_arch(space: Space, arch: str, ctx: ScoreContext) -> float:
-    return _figure(space, arch, ctx, "relu_count")
-
-
 @metric(
     "relu_count",
     path="probe",
     figure="relu_count",
-    analytic=_relu_arch,
+    analytic=FIGURE,
     description=(
         "N_A: elements entering a ReLU per input sample, summed over every ReLU call "
         "of one forward pass (trace of the NASWOT kernel / batch size)"
@@ -49,15 +37,11 @@ def relu_count(probe: ModelProbe, ctx: ScoreContext) -> float:
     return float(probe.relu_count())
 
 
-def _params_arch(space: Space, arch: str, ctx: ScoreContext) -> float:
-    return _figure(space, arch, ctx, "params")
-
-
 @metric(
     "params",
     higher_is_better=False,
     figure="params",
-    analytic=_params_arch,
+    analytic=FIGURE,
     description="trainable parameters (weights, biases, BN affine)",
     unit="parameters",
 )
@@ -65,16 +49,12 @@ def params(inp: MetricInput) -> float:
     return float(_params_of(inp.model))
 
 
-def _flops_arch(space: Space, arch: str, ctx: ScoreContext) -> float:
-    return _figure(space, arch, ctx, "flops")
-
-
 @metric(
     "flops",
     path="probe",
     higher_is_better=False,
     figure="flops",
-    analytic=_flops_arch,
+    analytic=FIGURE,
     description=(
         "multiply-accumulates of conv and linear layers plus bias adds, per sample "
         "(NATS-Bench's counter; BN, pooling, ReLU and additions not counted)"
@@ -86,15 +66,12 @@ def flops(probe: ModelProbe, ctx: ScoreContext) -> float:
     return float(probe.flops())
 
 
-def _size_arch(space: Space, arch: str, ctx: ScoreContext) -> float:
-    return _figure(space, arch, ctx, "params") * ctx.bytes_per_param / 1000.0
-
-
 @metric(
     "size_kb",
     higher_is_better=False,
     figure="params",
-    analytic=_size_arch,
+    analytic=FIGURE,
+    figure_scale=lambda ctx: ctx.bytes_per_param / 1000.0,
     description="params x bytes per parameter / 1000 (default 1 byte: int8 deployment)",
     unit="kB",
 )
