@@ -1,5 +1,6 @@
 """How well each metric of a run predicts accuracy and size: Kendall tau-b, Spearman rho
-and top-k accuracy, computed in SQL by the macros of migration 003 (docs/analyze.md).
+and top-k accuracy, computed in SQL by the macros of nasfilter/sql/analysis.sql
+(docs/analyze.md).
 
 Python only chooses the arguments, runs two queries (``analysis_summary`` and
 ``analysis_between``) and reshapes their rows; every number comes from SQL.

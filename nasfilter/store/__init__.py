@@ -1,8 +1,10 @@
 """The DuckDB store: connection, migrations, runs, batched writer, views, export.
 
-The schema comes from the numbered SQL files in ``nasfilter/migrations``, applied in
-order at open, each in its own transaction, and recorded in ``schema_migrations``. A
-database that records a migration this version does not know is refused.
+The schema comes from the numbered SQL files in the top-level ``migrations/`` folder
+(shipped as the package ``nasfilter.migrations``), applied in order at open, each in its
+own transaction, and recorded in ``schema_migrations``. A database that records a
+migration this version does not know is refused. The macros in ``nasfilter/sql/*.sql``
+are not migrations: they are re-created on every open (``apply_definitions``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,51 @@ def migrations() -> list[tuple[int, str, str]]:
     if len(set(versions)) != len(versions):  # pragma: no cover - packaging error
         raise RuntimeError(f"duplicate migration numbers: {versions}")
     return out
+
+
+_MACRO_RE = re.compile(r"^CREATE OR REPLACE MACRO ", re.MULTILINE)
+
+
+def definitions() -> list[tuple[str, str]]:
+    """(name, sql) of every plain definition file in ``nasfilter/sql``, by name."""
+    out = []
+    for entry in resources.files("nasfilter.sql").iterdir():
+        if entry.name.endswith(".sql"):
+            out.append((entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def apply_definitions(
+    con: duckdb.DuckDBPyConnection, temporary: bool = False, force: bool = False
+) -> bool:
+    """Run the definition files (``CREATE OR REPLACE MACRO ...``) on ``con`` in one
+    transaction, unless the database already holds these exact definitions (the macro
+    ``nf_definitions_sha()`` records their SHA-256) or ``force``. Returns whether it ran.
+
+    ``temporary``: as TEMP macros, which live on this connection only and shadow the
+    stored ones (for read-only connections to a database whose macros are older).
+    """
+    import hashlib
+
+    defs = definitions()
+    sha = hashlib.sha256("".join(f"{n}\n{t}" for n, t in defs).encode()).hexdigest()
+    if not force:
+        try:
+            row = con.execute("SELECT nf_definitions_sha()").fetchone()
+        except duckdb.Error:  # a database from before the definitions were recorded
+            row = None
+        if row is not None and row[0] == sha:
+            return False
+    defs.append(("sha", f"CREATE OR REPLACE MACRO nf_definitions_sha() AS '{sha}';"))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for _, sql in defs:
+            con.execute(_MACRO_RE.sub("CREATE OR REPLACE TEMP MACRO ", sql) if temporary else sql)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return True
 
 
 def utc_now() -> datetime:
@@ -141,9 +188,7 @@ class Store:
                     "Pass another --db PATH.",
                 )
         pending = [m for m in known if m[0] not in applied]
-        if not pending:
-            return
-        if self.read_only:
+        if pending and self.read_only:
             raise StoreError(
                 f"The database {self.path} needs an upgrade to schema version {latest}.",
                 "Run any writing command (e.g. `nasfilter score`) on it first.",
@@ -160,6 +205,8 @@ class Store:
                     "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
                     [version, name, utc_now(), __version__],
                 )
+        # Not migrations: the current macros and the results view, on every open.
+        apply_definitions(self.con, temporary=self.read_only)
         self.refresh_views()
 
     @contextmanager

@@ -1,12 +1,18 @@
--- 003: analysis macros. How well each metric of a run predicts accuracy and size.
+-- Analysis macros: how well each metric of a run predicts accuracy and size.
 -- Used by `nasfilter analyze` (nasfilter.analysis.correlation) and callable from
 -- `nasfilter sql`, the duckdb CLI and Python; see docs/analyze.md.
+--
+-- Not a migration: nasfilter.store runs this file (every statement CREATE OR REPLACE)
+-- on every writable open, after the migrations, so a fix here reaches every database
+-- without a migration. A read-only open creates the same macros as TEMP macros on its
+-- own connection (they shadow the stored ones), so it never uses stale definitions.
+-- Every statement must start with `CREATE OR REPLACE MACRO` at the start of a line.
 --
 -- Arguments are constants: a run id (integer), a NATS-Bench dataset name (any case)
 -- and a split ('valid' or 'test').
 
 -- A SQL string literal for s: used to pass arguments into query() strings.
-CREATE MACRO nf_sql_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', '''''') || '''';
+CREATE OR REPLACE MACRO nf_sql_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', '''''') || '''';
 
 -- rank_correlations(q): Kendall tau-b and Spearman rho for every (x_name, y_name) group
 -- of the rows returned by the SQL query string q, which must have the columns
@@ -18,7 +24,7 @@ CREATE MACRO nf_sql_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', ''''
 -- tree in DuckDB: O(n log n)), and nc - nd = 2 D - n0 - n1 + n2 + n3.
 -- Spearman rho is the Pearson correlation of the average ranks (ties get the mean rank).
 -- Both equal scipy.stats.kendalltau (variant 'b') and scipy.stats.spearmanr.
-CREATE MACRO rank_correlations(q) AS TABLE
+CREATE OR REPLACE MACRO rank_correlations(q) AS TABLE
 WITH src AS MATERIALIZED (
     SELECT CAST(x_name AS VARCHAR) AS x_name, CAST(y_name AS VARCHAR) AS y_name,
         CAST(x AS DOUBLE) AS x, CAST(y AS DOUBLE) AS y
@@ -65,7 +71,7 @@ SELECT x_name, y_name, n, x_distinct, y_distinct,
 FROM agg;
 
 -- For each (dataset, split): how many architectures of run p_run have truth.
-CREATE MACRO truth_coverage(p_run) AS TABLE
+CREATE OR REPLACE MACRO truth_coverage(p_run) AS TABLE
 SELECT t.dataset, t.split, count(*) AS archs, max(t.accuracy) AS best_accuracy
 FROM (SELECT DISTINCT arch FROM scores WHERE run_id = p_run) a
 JOIN runs r ON r.run_id = p_run
@@ -76,7 +82,7 @@ ORDER BY t.dataset, t.split;
 -- One row per (architecture, metric) of run p_run that has truth for the dataset and
 -- split: the metric value and its status as stored, whether it is usable (finite),
 -- the true accuracy (percent) and the size (the run's own `params` score).
-CREATE MACRO analysis_points(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_points(p_run, p_dataset, p_split) AS TABLE
 SELECT s.run_id, r.space, s.arch, s.metric, m.higher_is_better, s.value, s.status,
     coalesce(isfinite(s.value), false) AS usable,
     t.dataset, t.split, t.accuracy, z.value AS size
@@ -92,7 +98,7 @@ WHERE s.run_id = p_run;
 -- Per metric of the run: architectures with truth, how many are usable (finite value),
 -- how many were excluded (NaN, +-inf or NULL: never replaced), distinct usable values
 -- and ties (usable values equal to another one: n - distinct_values).
-CREATE MACRO analysis_counts(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_counts(p_run, p_dataset, p_split) AS TABLE
 SELECT m.metric, m.higher_is_better,
     count(p.arch) AS with_truth,
     count(p.arch) FILTER (WHERE p.usable) AS n,
@@ -107,7 +113,7 @@ GROUP BY m.metric, m.higher_is_better;
 
 -- Each metric against accuracy (b_kind 'accuracy') and against size (b_kind 'size',
 -- the run's params), over the architectures with truth and a finite value.
-CREATE MACRO analysis_vs_truth(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_vs_truth(p_run, p_dataset, p_split) AS TABLE
 SELECT 'metric' AS a_kind, c.x_name AS a, 'accuracy' AS b_kind, 'accuracy' AS b,
     c.* EXCLUDE (x_name, y_name)
 FROM rank_correlations(format(
@@ -123,7 +129,7 @@ FROM rank_correlations(format(
     p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c;
 
 -- Every pair of metrics (a < b), and accuracy against size, over the same architectures.
-CREATE MACRO analysis_between(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_between(p_run, p_dataset, p_split) AS TABLE
 SELECT 'metric' AS a_kind, c.x_name AS a, 'metric' AS b_kind, c.y_name AS b,
     c.* EXCLUDE (x_name, y_name)
 FROM rank_correlations(format(
@@ -140,7 +146,7 @@ FROM rank_correlations(format(
     p_run, nf_sql_literal(p_dataset), nf_sql_literal(p_split))) c;
 
 -- All of the above: metric/accuracy, metric/size, metric/metric and accuracy/size.
-CREATE MACRO analysis_correlations(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_correlations(p_run, p_dataset, p_split) AS TABLE
 SELECT * FROM analysis_vs_truth(p_run, p_dataset, p_split)
 UNION ALL
 SELECT * FROM analysis_between(p_run, p_dataset, p_split);
@@ -149,7 +155,7 @@ SELECT * FROM analysis_between(p_run, p_dataset, p_split);
 -- first in the metric's own direction, ties broken by fewer params, then identity (as
 -- `nasfilter top`): mean and best true accuracy of the k, the best accuracy over every
 -- architecture of the run with truth (best_scored), and the gap best_scored - best.
-CREATE MACRO analysis_topk(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_topk(p_run, p_dataset, p_split) AS TABLE
 WITH pts AS (SELECT * FROM analysis_points(p_run, p_dataset, p_split)),
 best AS (SELECT max(accuracy) AS best_scored FROM pts),
 ordered AS (
@@ -172,7 +178,7 @@ GROUP BY o.metric, k.k
 ORDER BY o.metric, k.k;
 
 -- One row per metric of the run: counts, tau-b and rho against accuracy and size, top-k.
-CREATE MACRO analysis_summary(p_run, p_dataset, p_split) AS TABLE
+CREATE OR REPLACE MACRO analysis_summary(p_run, p_dataset, p_split) AS TABLE
 WITH c AS (SELECT * FROM analysis_vs_truth(p_run, p_dataset, p_split)),
 t AS (SELECT * FROM analysis_topk(p_run, p_dataset, p_split)),
 b AS (SELECT max(accuracy) AS best_scored FROM analysis_points(p_run, p_dataset, p_split))
