@@ -108,7 +108,16 @@ def test_export_writes_parquet(runner: CliRunner, db: Path, tmp_path: Path) -> N
     assert r.exit_code == 0, r.output
     t = pq.read_table(out)
     assert t.num_rows == 25
-    assert set(t.column_names) == {"space", "arch", "params", "size_kb", "relu_count"}
+    assert t.column_names == [
+        "space",
+        "arch",
+        "params",
+        "params_status",
+        "size_kb",
+        "size_kb_status",
+        "relu_count",
+        "relu_count_status",
+    ]
     r = invoke(runner, "export", "--out", str(tmp_path / "no" / "r.parquet"), "--db", str(db))
     assert r.exit_code == 2 and "does not exist" in r.stderr
 

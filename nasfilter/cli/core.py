@@ -327,15 +327,21 @@ def sql(
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
     run: RunOption = "latest",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists (never the database).")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Write one row per architecture of a run to Parquet.
 
-    Columns: space, arch, params, size_kb, and one column per other metric of the run.
+    Columns: space, arch, then each metric of the run and its status (<metric>_status),
+    params and size_kb first. The run's settings and metric metadata are in the file's
+    key-value metadata (nasfilter.run, nasfilter.metrics). An existing file is replaced
+    only with --force.
     """
     from nasfilter.store import Store, export_parquet
 
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        rows = export_parquet(store, run_id, out)
-    console.print(f"Wrote {rows:,} rows of run {run_id} to {out}")
+        rows = export_parquet(store, run_id, out, force=force)
+    console.print(f"Wrote {rows:,} rows of run {run_id} to {out}", markup=False, highlight=False)

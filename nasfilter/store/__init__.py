@@ -469,36 +469,92 @@ class BatchWriter:
         return n
 
 
-def export_parquet(store: Store, run_id: int, out: Path) -> int:
-    """One row per architecture of a run: space, arch, params, size_kb, one column per metric.
+def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) -> int:
+    """One row per architecture of a run: space, arch, then per metric its value and its
+    status (``<metric>_status``); ``params`` and ``size_kb`` first, ``params`` an integer.
 
-    ``params`` and ``size_kb`` are recorded by every score run (see the engine), so they
-    are always present; every other metric of the run becomes a column named after it.
+    The run's record (its row of ``runs`` with the whole settings JSON: seed, data,
+    penalty, ...) and its metrics' metadata (``run_metrics``: versions, directions, how
+    computed) go into the file as Parquet key-value metadata, as JSON under the keys
+    ``nasfilter.run`` and ``nasfilter.metrics`` (and ``nasfilter.version``).
+
+    An existing file is replaced only with ``force``; the open database and its WAL never
+    (``UsageError``). The file is written under a temporary name in the same folder and
+    renamed when complete, so a failed export leaves nothing behind.
     """
-    metrics = [m["metric"] for m in store.run_metrics(run_id)]
-    cols = ", ".join(
-        f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {_ident(m)}"
-        for m in metrics
-        if m not in ("params", "size_kb")
-    )
-    extra = f", {cols}" if cols else ""
+    import tempfile
+
+    out = Path(out).expanduser().resolve()
+    _check_export_target(store, out, force)
+    run = store.get_run(run_id)
+    metrics = store.run_metrics(run_id)
+    names = [m["metric"] for m in metrics]
+    order = [m for m in ("params", "size_kb") if m in names]
+    order += [m for m in names if m not in order]
+    cols = []
+    for m in order:
+        value = f"max(s.value) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        if m == "params":  # a count; NULL (not a number) where it is not finite
+            value = f"CASE WHEN isfinite({value}) THEN CAST({value} AS BIGINT) END"
+        cols.append(f"{value} AS {_ident(m)}")
+        status = f"max(s.status) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        cols.append(f"{status} AS {_ident(m + '_status')}")
     sql = f"""
-        SELECT r.space, s.arch,
-            CAST(max(s.value) FILTER (WHERE s.metric = 'params') AS BIGINT) AS params,
-            max(s.value) FILTER (WHERE s.metric = 'size_kb') AS size_kb{extra}
+        SELECT r.space, s.arch, {", ".join(cols)}
         FROM scores s JOIN runs r USING (run_id)
         WHERE s.run_id = {int(run_id)}
         GROUP BY r.space, s.arch
         ORDER BY min(s.position)
     """
-    out = Path(out).expanduser().resolve()
-    if not out.parent.exists():
-        raise UsageError(f"Cannot write {out}: folder {out.parent} does not exist.")
-    tmp = out.with_name(out.name + ".tmp")
-    store.con.execute(f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET)")
-    os.replace(tmp, out)
+    meta = {
+        "nasfilter.run": json.dumps(run, sort_keys=True, default=str),
+        "nasfilter.metrics": json.dumps(metrics, sort_keys=True, default=str),
+        "nasfilter.version": __version__,
+    }
+    kv = ", ".join(f"'{_sql_str(k)}': '{_sql_str(v)}'" for k, v in meta.items())
+    tmp: Path | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        store.con.execute(
+            f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET, KV_METADATA {{{kv}}})"
+        )
+        os.replace(tmp, out)
+    except (OSError, duckdb.Error) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise UsageError(f"Cannot write {out}: {why}.") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     row = store.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(str(out))}')").fetchone()
     return int(row[0]) if row else 0
+
+
+def _check_export_target(store: Store, out: Path, force: bool) -> None:
+    """Refuse a folder, a missing folder, the open database or its WAL (even with
+    ``force``), and an existing file unless ``force``."""
+    if out.is_dir():
+        raise UsageError(
+            f"Cannot write {out}: it is a folder.",
+            f"Pass a file name, e.g. --out {out / 'run.parquet'}.",
+        )
+    if not out.parent.is_dir():
+        raise UsageError(f"Cannot write {out}: folder {out.parent} does not exist.")
+    db = Path(store.path).resolve()
+    protected = [db, db.with_name(db.name + ".wal")]
+    if out in protected or any(
+        out.exists() and p.exists() and os.path.samefile(out, p) for p in protected
+    ):
+        raise UsageError(
+            f"Refusing to write the export onto the database {db} itself (or its WAL).",
+            "Pass another --out FILE.parquet.",
+        )
+    if out.exists() and not force:
+        raise UsageError(
+            f"{out} already exists; nothing was written.",
+            "Pass --force to replace it, or another --out FILE.parquet.",
+        )
 
 
 def _sql_str(s: str) -> str:
