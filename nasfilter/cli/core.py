@@ -310,15 +310,15 @@ def sql(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Run SQL over the database, read-only.
+    """Run one SQL query over the database, read-only.
 
     Tables: runs, run_metrics, architectures, scores, truth; views: results and the
-    analysis macros (see docs/analyze.md).
+    analysis macros (see docs/analyze.md). One statement, a query (SELECT, WITH, FROM,
+    SHOW, DESCRIBE, ...), on a read-only connection that cannot touch any other file.
     """
-    from nasfilter.store import Store
+    from nasfilter.store import read_only_query
 
-    with Store.open(db, read_only=True) as store:
-        cols, rows = store.query(query)
+    cols, rows = read_only_query(db, query)
     if cols:
         render(cols, rows, fmt)
 

@@ -108,7 +108,13 @@ class Store:
 
     # -- opening --
     @classmethod
-    def open(cls, path: str | Path | None = None, read_only: bool = False) -> Store:
+    def open(
+        cls,
+        path: str | Path | None = None,
+        read_only: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> Store:
+        """``config``: DuckDB settings for the connection (e.g. ``SQL_SANDBOX``)."""
         p = Path(path).expanduser().resolve() if path is not None else default_db_path()
         if read_only and not p.exists():
             raise StoreError(
@@ -121,7 +127,7 @@ class Store:
                 "Create it or pass another --db PATH.",
             )
         try:
-            con = duckdb.connect(str(p), read_only=read_only)
+            con = duckdb.connect(str(p), read_only=read_only, config=config or {})
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" in msg.lower():
@@ -378,6 +384,57 @@ GROUP BY s.run_id, r.space, s.arch"""
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
+
+
+#: DuckDB settings of the connection ``nasfilter sql`` runs user SQL on (with read_only):
+#: no file, extension, secret or ATTACH access outside the database itself
+#: (COPY ... TO, EXPORT DATABASE, ATTACH, INSTALL, read_csv('/any/file') are refused by
+#: DuckDB), no spilling to a temp folder, and the configuration locked (SET, RESET and
+#: setting PRAGMAs refused; nothing can turn the first two back on).
+SQL_SANDBOX: dict[str, Any] = {
+    "enable_external_access": False,
+    "temp_directory": "",
+    "lock_configuration": True,
+}
+
+
+def read_only_query(path: str | Path | None, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one query of user SQL on a read-only, sandboxed connection (``SQL_SANDBOX``).
+
+    DuckDB's own parser splits and classifies the text (``extract_statements``): exactly
+    one statement, of type SELECT (SELECT, WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE,
+    PIVOT and the table macros), or ``UsageError`` before anything runs. That refuses what
+    the settings cannot (a TEMP table or view lives in the connection's memory, and an
+    informational PRAGMA writes nothing); the settings refuse every write to a file even
+    from inside a SELECT.
+    """
+    if not sql.strip():
+        raise UsageError("No SQL given.", 'Pass a query, e.g. nasfilter sql "SELECT * FROM runs".')
+    with Store.open(path, read_only=True, config=SQL_SANDBOX) as store:
+        try:
+            statements = store.con.extract_statements(sql)
+        except duckdb.Error as e:
+            raise UsageError(f"SQL error: {str(e).splitlines()[0]}") from None
+        if not statements:
+            raise UsageError(
+                "No SQL statement given (only comments or semicolons).",
+                'Pass a query, e.g. nasfilter sql "SELECT * FROM runs".',
+            )
+        if len(statements) > 1:
+            raise UsageError(
+                f"nasfilter sql runs one statement at a time; this text has "
+                f"{len(statements)}. Nothing was run.",
+                "Run them one by one.",
+            )
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            raise UsageError(
+                f"nasfilter sql is read-only and runs queries only (SELECT, WITH, FROM, "
+                f"VALUES, SHOW, DESCRIBE, SUMMARIZE), not {kind.name} statements. "
+                "Nothing was run.",
+                "To write, use the duckdb CLI on a copy of the database.",
+            )
+        return store.query(sql)
 
 
 def _ident(name: str) -> str:
