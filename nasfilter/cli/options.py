@@ -16,6 +16,7 @@ DbOption = Annotated[
         envvar="NASFILTER_DB",
         help="DuckDB file to use. \\[default: ./nasfilter.duckdb]",
         show_default=False,
+        readable=False,  # the store says what is wrong with the file, in one line
     ),
 ]
 RunOption = Annotated[

@@ -140,16 +140,27 @@ def import_(
             "--source", help="Name of the source. \\[default: file name]", show_default=False
         ),
     ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            help="Multiply every accuracy by this first: 100 for fractions (0.93 -> 93%). "
+            "Without it, a file whose accuracies all lie in [0, 1] is refused.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Import accuracies from any CSV or Parquet table.
+    """Import accuracies (percent) from any CSV or Parquet table.
 
     Every identity is validated; a file with bad rows is refused whole; one transaction."""
     from nasfilter.store import Store
     from nasfilter.truth.table import import_table
 
     with Store.open(db) as store:
-        summary = import_table(store, file, space, dataset, arch_col, acc_col, split, source)
+        summary = import_table(
+            store, file, space, dataset, arch_col, acc_col, split, source, scale=scale
+        )
     _print_load(summary)
 
 

@@ -128,25 +128,16 @@ class Store:
             )
         try:
             con = duckdb.connect(str(p), read_only=read_only, config=config or {})
-        except duckdb.IOException as e:
-            msg = str(e)
-            if "lock" in msg.lower():
-                raise StoreError(
-                    f"The database {p} is in use by another process (a run in progress?).",
-                    "Wait for it to finish, or pass another --db PATH.",
-                ) from None
-            raise StoreError(
-                f"Cannot open the database {p}: {msg.splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
         except duckdb.Error as e:
-            raise StoreError(
-                f"Cannot open the database {p}: {str(e).splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
+            raise _open_error(p, e, read_only) from None
         store = cls(con, p, read_only)
         try:
             store._migrate()
+        except duckdb.Error as e:
+            con.close()
+            if _permission_denied(e):  # e.g. no permission to create the .wal file
+                raise _open_error(p, e, read_only) from None
+            raise
         except BaseException:
             con.close()
             raise
@@ -380,7 +371,7 @@ GROUP BY s.run_id, r.space, s.arch"""
         try:
             cur = self.con.execute(sql, params or [])
         except duckdb.Error as e:
-            raise UsageError(f"SQL error: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"SQL error: {_sentence(str(e))}") from None
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
@@ -414,7 +405,7 @@ def read_only_query(path: str | Path | None, sql: str) -> tuple[list[str], list[
         try:
             statements = store.con.extract_statements(sql)
         except duckdb.Error as e:
-            raise UsageError(f"SQL error: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"SQL error: {_sentence(str(e))}") from None
         if not statements:
             raise UsageError(
                 "No SQL statement given (only comments or semicolons).",
@@ -435,6 +426,44 @@ def read_only_query(path: str | Path | None, sql: str) -> tuple[list[str], list[
                 "To write, use the duckdb CLI on a copy of the database.",
             )
         return store.query(sql)
+
+
+def _sentence(text: str) -> str:
+    """The first line of ``text`` as a sentence: one full stop at the end, never two."""
+    lines = str(text).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if first.endswith(("?", "!")):
+        return first
+    return first.rstrip(". ") + "."
+
+
+def _permission_denied(e: Exception) -> bool:
+    """Whether DuckDB's error is the operating system's EACCES or EPERM."""
+    low = str(e).lower()
+    return "permission denied" in low or "operation not permitted" in low
+
+
+def _open_error(p: Path, e: Exception, read_only: bool) -> StoreError:
+    """The one-line error for a database that cannot be opened (or first written)."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    low = msg.lower()
+    if "could not set lock" in low or "conflicting lock" in low:
+        return StoreError(
+            f"The database {p} is in use by another process (a run in progress?).",
+            "Wait for it to finish, or pass another --db PATH.",
+        )
+    need = os.R_OK if read_only else os.R_OK | os.W_OK
+    if _permission_denied(e) or (p.exists() and not os.access(p, need)):
+        what = "read" if read_only else "read and write"
+        return StoreError(
+            f"Cannot open the database {p}: permission denied (this command needs to {what} "
+            "the file" + ("" if read_only else ", and to create its .wal file beside it") + ").",
+            "Check the permissions of the file and its folder, or pass another --db PATH.",
+        )
+    return StoreError(
+        f"Cannot open the database {p}: {_sentence(msg)}",
+        "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+    )
 
 
 def _ident(name: str) -> str:
@@ -579,8 +608,8 @@ def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) ->
         )
         os.replace(tmp, out)
     except (OSError, duckdb.Error) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        raise UsageError(f"Cannot write {out}: {why}.") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UsageError(f"Cannot write {out}: {_sentence(why)}") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
