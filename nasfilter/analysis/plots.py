@@ -23,7 +23,7 @@ def _safe(name: str) -> str:
 
 
 def _fmt(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.3f}"
 
 
 def _points(store: Store, res: AnalysisResult) -> dict[str, list[tuple[float, float, Any]]]:
@@ -96,12 +96,15 @@ def write_plots(store: Store, res: AnalysisResult, out_dir: str | Path) -> list[
                 ax.set_xscale("log")
         else:
             ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
-        unit = ""
-        ax.set_xlabel(f"{m.metric}{unit} ({'higher' if m.higher_is_better else 'lower'} is better)")
+        if m.higher_is_better:
+            ax.set_xlabel(f"{m.metric} (higher is better)")
+        else:  # better to the right, as the directed tau in the title reads
+            ax.invert_xaxis()
+            ax.set_xlabel(f"{m.metric} (lower is better: axis reversed)")
         ax.set_ylabel(f"{res.dataset} {res.split} accuracy (%)")
         ax.set_title(
-            f"{m.metric} vs accuracy: τ = {_fmt(m.kendall_tau_acc)}, "
-            f"ρ = {_fmt(m.spearman_acc)} (n = {m.n:,})",
+            f"{m.metric} vs accuracy, direction applied: τ = {_fmt(m.kendall_tau_acc_directed)}, "
+            f"ρ = {_fmt(m.spearman_acc_directed)} (n = {m.n:,})",
             fontsize=10,
         )
         if m.excluded:
@@ -118,7 +121,9 @@ def write_plots(store: Store, res: AnalysisResult, out_dir: str | Path) -> list[
         fig.savefig(p)
         written.append(p)
 
-    names, tau = res.tau_matrix()
+    names, tau = res.tau_matrix(directed=True)
+    lower = {m.metric for m in res.metrics if not m.higher_is_better}
+    names = [f"−{n}" if n in lower else n for n in names]  # what the matrix correlates
     k = len(names)
     fig = Figure(figsize=(1.0 + 0.9 * k, 0.6 + 0.8 * k), dpi=120)
     FigureCanvasAgg(fig)
@@ -141,9 +146,11 @@ def write_plots(store: Store, res: AnalysisResult, out_dir: str | Path) -> list[
                 color="white" if v is not None and abs(v) > 0.6 else "black",
             )
     cb = fig.colorbar(im, ax=ax)
-    cb.set_label("Kendall τ-b")
+    cb.set_label("Kendall τ-b (direction applied)")
     ax.set_title(
-        f"Kendall τ-b, run {res.run_id}, {res.dataset} {res.split} (size = params)", fontsize=10
+        f"Kendall τ-b, run {res.run_id}, {res.dataset} {res.split} (size = params);\n"
+        "direction applied: lower-is-better metrics enter with their sign flipped",
+        fontsize=9,
     )
     fig.tight_layout()
     p = out / f"{tag}_tau_heatmap.png"
