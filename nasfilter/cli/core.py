@@ -23,6 +23,7 @@ from nasfilter.cli.options import (
     RunOption,
     ShowSqlOption,
     SigmaOption,
+    WideOption,
 )
 from nasfilter.cli.render import Format, console, err_console, render
 
@@ -85,6 +86,7 @@ def info(
     ] = "cifar10",
     bytes_per_param: BytesPerParamOption = 1.0,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Analytic params, flops, relu_count and size_kb of one architecture.
 
@@ -106,7 +108,9 @@ def info(
             c.params * bytes_per_param / 1000.0,
         )
     ]
-    render(["space", "arch", "rank", "params", "flops", "relu_count", "size_kb"], rows, fmt)
+    render(
+        ["space", "arch", "rank", "params", "flops", "relu_count", "size_kb"], rows, fmt, wide=wide
+    )
 
 
 @app.command()
@@ -278,6 +282,7 @@ def top(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
     show_sql: ShowSqlOption = False,
+    wide: WideOption = False,
 ) -> None:
     """The candidates to train, best first: arch, the metric, params, size_kb.
 
@@ -299,7 +304,7 @@ def top(
     title = f"Top {k} of run {run_id} by {by}" + (
         f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
     )
-    render(res.columns, res.rows, fmt, title=title)
+    render(res.columns, res.rows, fmt, title=title, wide=wide)
     if fmt == Format.table and not res.rows:
         err_console.print("No architecture fits.")
 
@@ -309,6 +314,7 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
     db: DbOption = None,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Run one SQL query over the database, read-only.
 
@@ -320,7 +326,7 @@ def sql(
 
     cols, rows = read_only_query(db, query)
     if cols:
-        render(cols, rows, fmt)
+        render(cols, rows, fmt, wide=wide)
 
 
 @app.command()

@@ -28,6 +28,14 @@ FormatOption = Annotated[
     typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
 ]
 ShowSqlOption = Annotated[bool, typer.Option("--show-sql", help="Print the SQL used, on stderr.")]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Show long identities whole in tables (else shortened in the middle to fit the "
+        "terminal; csv and json always have them whole).",
+    ),
+]
 
 DataOption = Annotated[
     str | None,

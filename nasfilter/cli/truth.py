@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nasfilter.cli import app
-from nasfilter.cli.options import DbOption, FormatOption
+from nasfilter.cli.options import DbOption, FormatOption, WideOption
 from nasfilter.cli.render import Format, err_console, render
 
 truth_app = typer.Typer(
@@ -178,14 +178,14 @@ def sample(db: DbOption = None) -> None:
 
 
 @truth_app.command("list")
-def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+def list_(db: DbOption = None, fmt: FormatOption = Format.table, wide: WideOption = False) -> None:
     """What truth the database holds, per space, dataset, split and source."""
     from nasfilter.store import Store
     from nasfilter.truth import truth_summary
 
     with Store.open(db, read_only=True) as store:
         cols, rows = truth_summary(store)
-    render(cols, rows, fmt, title="Ground truth")
+    render(cols, rows, fmt, title="Ground truth", wide=wide)
     if fmt == Format.table and not rows:
         err_console.print("No ground truth yet: see `nasfilter truth --help`.")
 
