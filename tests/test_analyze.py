@@ -442,8 +442,10 @@ def test_split_defaults_to_what_is_loaded(db: Path, runner) -> None:
         "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|",
     ]
     with Store.open(db) as st:
-        run = _make_run(
-            st, "nats-tss", {"m": (True, dict(zip(cells, (1.0, 2.0, 3.0), strict=True)))},
+        _make_run(
+            st,
+            "nats-tss",
+            {"m": (True, dict(zip(cells, (1.0, 2.0, 3.0), strict=True)))},
             {c: 100 for c in cells},
         )
         b = TruthBatch()

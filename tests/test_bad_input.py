@@ -21,7 +21,10 @@ from nasfilter.errors import UsageError
 from nasfilter.metrics import naswot, relu_count
 from tests.conftest import invoke
 
-TSS = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+TSS = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "skip_connect~2|"
+)
 
 
 def _one_line(r, code: int = 2) -> str:  # type: ignore[no-untyped-def]

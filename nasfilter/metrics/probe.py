@@ -338,6 +338,4 @@ def relu_count(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) 
     device = p.device if p is not None else torch.device("cpu")
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     inputs = torch.zeros(*shape, device=device, dtype=dtype)
-    return run_checked(
-        model, shape, lambda: ModelProbe(model, inputs, bn_mode="eval").relu_count()
-    )
+    return run_checked(model, shape, lambda: ModelProbe(model, inputs, bn_mode="eval").relu_count())
