@@ -4,9 +4,11 @@ A penalty multiplies a metric's score by a factor ``p(s)`` of the network size `
 of parameters stored at one byte each (so ``s`` is also the parameter count in millions;
 see :func:`params_to_mb`). The text of the dissertation asks for a factor "equal to one at
 the origin, then vanishing after a smooth transition" set by a target size. The formulas it
-prints are probability densities, which do not do that (their peak is not 1, the Gaussian
-also penalizes small networks, the Rayleigh density is 0 at the origin). This module
-implements the stated intent instead. With ``t = (s - mu) / sigma``:
+prints are piecewise: a probability density for s >= mu and "x otherwise" below (read as
+1: no penalty under the target); at s = mu the densities do not equal 1, so the printed
+forms jump at the target, and the printed hyperbolic-secant form has no sigma at all (see
+docs/penalties.md). This module implements the stated intent instead: exactly 1 up to mu,
+then a smooth decay of width sigma. With ``t = (s - mu) / sigma``:
 
 =======  ===========================================  =======================
 name     p(s) for s > mu  (p = 1 for s <= mu)          p at s = mu + sigma

@@ -217,13 +217,20 @@ def test_analyze_run_matches_an_independent_computation(sample_run) -> None:
         assert abs(m.spearman_acc - stats.spearmanr(x, acc).statistic) <= TOL
         assert abs(m.kendall_tau_size - stats.kendalltau(x, size).statistic) <= TOL
         assert abs(m.spearman_size - stats.spearmanr(x, size).statistic) <= TOL
-        order = sorted(arch, key=lambda a: (-vals[a] if hib else vals[a], params[a], a))
+        sign = 1 if hib else -1
+        assert m.kendall_tau_acc_directed == pytest.approx(sign * m.kendall_tau_acc, abs=0)
+        assert m.spearman_size_directed == pytest.approx(sign * m.spearman_size, abs=0)
         best = max(truth.values())
         for k in (1, 10, 100):
-            top = [truth[a] for a in order[:k]]
-            assert getattr(m, f"top{k}_mean_acc") == pytest.approx(sum(top) / k, abs=1e-9)
-            assert getattr(m, f"top{k}_best_acc") == max(top)
-            assert getattr(m, f"top{k}_gap") == pytest.approx(best - max(top), abs=1e-12)
+            mean, top_best, tie_n, take, lo, hi = _expected_topk(
+                [sign * vals[a] for a in arch], [truth[a] for a in arch], k
+            )
+            assert getattr(m, f"top{k}_mean_acc") == pytest.approx(mean, abs=1e-9)
+            assert getattr(m, f"top{k}_best_acc") == pytest.approx(top_best, abs=1e-9)
+            assert getattr(m, f"top{k}_gap") == pytest.approx(best - top_best, abs=1e-9)
+            assert getattr(m, f"top{k}_tie_n") == tie_n and getattr(m, f"top{k}_tie_take") == take
+            assert getattr(m, f"top{k}_tie_min_acc") == lo
+            assert getattr(m, f"top{k}_tie_max_acc") == hi
 
     check(by["relu_count"], relu, True)
     check(by["noisy"], noisy, True)
@@ -257,10 +264,15 @@ def test_analyze_run_matches_an_independent_computation(sample_run) -> None:
         )
         <= TOL
     )
-    names, tau = res.tau_matrix()
+    names, tau = res.tau_matrix(directed=False)
     assert names == ["noisy", "params", "relu_count", "accuracy", "size"]
     assert tau[0][3] == by["noisy"].kendall_tau_acc and tau[3][0] == tau[0][3]
     assert tau[3][4] == a_s.kendall_tau and tau[2][2] == 1.0
+    # direction applied: params (lower is better) enters as -params
+    names, dtau = res.tau_matrix()
+    assert dtau[1][3] == -tau[1][3] and dtau[1][4] == pytest.approx(-1.0, abs=1e-12)
+    assert dtau[1][2] == -tau[1][2] and dtau[0][2] == tau[0][2]  # two higher-is-better
+    assert dtau[3][4] == tau[3][4]  # accuracy vs size: no metric, no flip
 
 
 def test_no_truth_and_default_dataset(sample_run) -> None:
@@ -314,27 +326,146 @@ def test_macros_work_read_only_from_sql_and_python(sample_run, runner) -> None:
         con.close()
 
 
-def test_topk_ties_break_by_fewer_params_then_identity(db: Path) -> None:
+def _expected_topk(
+    score: list[float], acc: list[float], k: int
+) -> tuple[float, float, int, int, float, float]:
+    """Top k by score (higher first) with the tie group at the cut taken at random:
+    expected mean and best accuracy (exact, by counting: the best of a random t-subset
+    of a group sorted x_1 <= ... <= x_g is x_i with probability C(i-1, t-1) / C(g, t)),
+    group size, how many it gives, and its accuracy range. Written from the definition,
+    independently of the SQL."""
+    order = sorted(range(len(score)), key=lambda i: -score[i])
+    k = min(k, len(order))
+    cut = score[order[k - 1]]
+    above = [acc[i] for i in order if score[i] > cut]
+    tie = sorted(acc[i] for i in order if score[i] == cut)
+    g, t = len(tie), k - len(above)
+    mean = (sum(above) + t * sum(tie) / g) / k
+    m_above = max(above) if above else -math.inf
+    total = math.comb(g, t)
+    best = sum(
+        max(m_above, x) * math.comb(i - 1, t - 1) / total
+        for i, x in enumerate(tie, start=1)
+        if i >= t
+    )
+    return mean, best, g, t, tie[0], tie[-1]
+
+
+def test_topk_reports_the_tie_group_at_the_cut(db: Path) -> None:
+    """No arbitrary member of a tie: expectations over the group, checked against an
+    enumeration of every possible choice, and the group's size and range."""
+    from itertools import combinations
+
+    from nasfilter.spaces import get_space
+
+    tss = get_space("nats-tss")
+    cells = [a for a, _ in zip(tss.enumerate(), range(14), strict=False)]
+    #           3 tie at the top, 9 below (the cut of k = 10 falls inside), 2 last
+    values = [5.0] * 3 + [4.0] * 9 + [1.0] * 2
+    accs = [50.0, 60.0, 91.0, 70.0, 72.5, 10.0, 88.0, 66.0, 93.0, 71.0, 69.0, 40.0, 99.0, 1.0]
+    with Store.open(db) as st:
+        run = _make_run(
+            st,
+            "nats-tss",
+            {"m": (True, dict(zip(cells, values, strict=True)))},
+            {c: 1000 + i for i, c in enumerate(cells)},
+        )
+        b = TruthBatch()
+        for c, acc in zip(cells, accs, strict=True):
+            b.add(c, "cifar100", "valid", acc)
+        write_truth(st, "import", "nats-tss", "t", {}, b)
+        m = {x.metric: x for x in analyze_run(st, run, "cifar100").metrics}["m"]
+
+    def enumerate_choices(k: int) -> tuple[float, float]:
+        k = min(k, len(values))
+        order = sorted(range(len(values)), key=lambda i: -values[i])
+        cut = values[order[k - 1]]
+        above = [i for i in order if values[i] > cut]
+        tie = [i for i in order if values[i] == cut]
+        means, bests = [], []
+        for pick in combinations(tie, k - len(above)):
+            chosen = [accs[i] for i in above + list(pick)]
+            means.append(sum(chosen) / k)
+            bests.append(max(chosen))
+        return sum(means) / len(means), sum(bests) / len(bests)
+
+    for k in (1, 10, 100):
+        mean, best = enumerate_choices(k)
+        assert getattr(m, f"top{k}_mean_acc") == pytest.approx(mean, abs=1e-9)
+        assert getattr(m, f"top{k}_best_acc") == pytest.approx(best, abs=1e-9)
+        assert getattr(m, f"top{k}_gap") == pytest.approx(99.0 - best, abs=1e-9)
+        assert _expected_topk(values, accs, k)[:2] == pytest.approx((mean, best), abs=1e-9)
+    assert (m.top1_tie_n, m.top1_tie_take) == (3, 1)
+    assert (m.top1_tie_min_acc, m.top1_tie_max_acc) == (50.0, 91.0)
+    assert m.top1_mean_acc == pytest.approx(67.0) and m.top1_best_acc == pytest.approx(67.0)
+    assert (m.top10_tie_n, m.top10_tie_take) == (9, 7)
+    assert (m.top10_tie_min_acc, m.top10_tie_max_acc) == (10.0, 93.0)
+    assert (m.top100_tie_n, m.top100_tie_take) == (2, 2)  # all 14: the last group whole
+    assert m.top100_mean_acc == pytest.approx(sum(accs) / 14) and m.top100_best_acc == 99.0
+
+
+def test_direction_is_applied_alike_in_both_tables(runner, db: Path) -> None:
+    """params is lower-is-better: its top-k lists the smallest networks, and its printed
+    tau against size is -1 (it prefers small networks), not +1."""
+    assert invoke(runner, "score", "nats-tss", "--n", "300", "--db", str(db)).exit_code == 0
+    assert invoke(runner, "truth", "sample", "--db", str(db)).exit_code == 0
+    r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
+    out = json.loads(r.stdout)
+    by = {m["metric"]: m for m in out["metrics"]}
+    p, rc = by["params"], by["relu_count"]
+    assert p["kendall_tau_size"] == pytest.approx(1.0) and p["kendall_tau_size_directed"] == (
+        pytest.approx(-1.0)
+    )
+    assert p["kendall_tau_acc_directed"] == -p["kendall_tau_acc"] < 0
+    assert rc["kendall_tau_acc_directed"] == rc["kendall_tau_acc"] > 0
+    r = invoke(runner, "analyze", "--db", str(db))
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("│ params "))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[4] == f"{p['kendall_tau_acc_directed']:+.4f}" and cells[6] == "-1.0000"
+    assert "direction applied" in r.stdout
+
+
+def test_no_truth_hint_names_what_exists_for_the_space(runner, db: Path) -> None:
+    assert invoke(runner, "score", "nats-sss", "--n", "5", "--db", str(db)).exit_code == 0
+    assert invoke(runner, "truth", "sample", "--db", str(db)).exit_code == 0  # TSS only
+    r = invoke(runner, "analyze", "--db", str(db))
+    assert r.exit_code == 4 and len(r.stderr.strip().splitlines()) == 1
+    assert "truth load nats-sss" in r.stderr and "truth import" in r.stderr
+    assert "truth sample" not in r.stderr
+
+
+def test_split_defaults_to_what_is_loaded(db: Path, runner) -> None:
     cells = [
         "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
         "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|",
         "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|",
     ]
     with Store.open(db) as st:
-        run = _make_run(
+        _make_run(
             st,
             "nats-tss",
-            {"flat": (True, dict.fromkeys(cells, 1.0))},
-            {cells[0]: 300, cells[1]: 100, cells[2]: 200},
+            {"m": (True, dict(zip(cells, (1.0, 2.0, 3.0), strict=True)))},
+            {c: 100 for c in cells},
         )
         b = TruthBatch()
         for c, acc in zip(cells, (50.0, 60.0, 70.0), strict=True):
-            b.add(c, "cifar100", "valid", acc)
+            b.add(c, "cifar10", "test", acc)
         write_truth(st, "import", "nats-tss", "t", {}, b)
-        m = {x.metric: x for x in analyze_run(st, run, "cifar100").metrics}["flat"]
-    assert m.top1_best_acc == 60.0 and m.top1_gap == 10.0  # fewest params first
-    assert m.kendall_tau_acc is None and m.spearman_acc is None and m.ties == 2
-    assert m.top10_mean_acc == 60.0 and m.top100_best_acc == 70.0
+    r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["dataset"], out["split"]) == ("cifar10", "test")
+    r = invoke(runner, "analyze", "--db", str(db))
+    assert r.exit_code == 0 and "split: test" in r.stderr
+    r = invoke(runner, "analyze", "--db", str(db), "--split", "valid")
+    assert r.exit_code == 4 and "valid split" in r.stderr
+    with Store.open(db) as st:  # with both splits loaded, valid is the default
+        b = TruthBatch()
+        b.add(cells[0], "cifar10-valid", "valid", 55.0)
+        write_truth(st, "import", "nats-tss", "t", {}, b)
+    out = json.loads(invoke(runner, "analyze", "--db", str(db), "-f", "json").stdout)
+    assert (out["dataset"], out["split"]) == ("cifar10-valid", "valid")
 
 
 # -- the CLI end to end ----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_errors_do_not_lose_stored_rows(runner: CliRunner, db: Path) -> None:
 def test_sql_is_read_only_and_reports_sql_errors(runner: CliRunner, db: Path) -> None:
     assert _score(runner, db, "nats-sss", "--n", "10").exit_code == 0
     r = invoke(runner, "sql", "DELETE FROM scores", "--db", str(db))
-    assert r.exit_code == 2 and "SQL error" in r.stderr
+    assert r.exit_code == 2 and "read-only" in r.stderr
     r = invoke(runner, "sql", "SELEC 1", "--db", str(db))
     assert r.exit_code == 2 and "SQL error" in r.stderr
     r = invoke(runner, "sql", "SELECT count(*) AS n FROM results", "--db", str(db), "-f", "csv")
@@ -108,7 +108,16 @@ def test_export_writes_parquet(runner: CliRunner, db: Path, tmp_path: Path) -> N
     assert r.exit_code == 0, r.output
     t = pq.read_table(out)
     assert t.num_rows == 25
-    assert set(t.column_names) == {"space", "arch", "params", "size_kb", "relu_count"}
+    assert t.column_names == [
+        "space",
+        "arch",
+        "params",
+        "params_status",
+        "size_kb",
+        "size_kb_status",
+        "relu_count",
+        "relu_count_status",
+    ]
     r = invoke(runner, "export", "--out", str(tmp_path / "no" / "r.parquet"), "--db", str(db))
     assert r.exit_code == 2 and "does not exist" in r.stderr
 

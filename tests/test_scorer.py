@@ -454,7 +454,8 @@ def test_readers_get_in_between_batches_of_a_running_score(db: Path, tmp_path: P
         f"s = Store.open({str(db)!r})\n"
         "run = engine.start(s, engine.ScoreRequest(space='nats-sss', n=3000))\n"
         "print(run, flush=True)\n"
-        "engine.execute(s, run, on_progress=lambda k: time.sleep(0.05), batch_rows=400)\n"
+        "engine.execute(s, run, on_progress=lambda k: time.sleep(0.05), batch_rows=400,"
+        " chunk_size=50)\n"
         "s.close()\n"
     )
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)

@@ -1,5 +1,6 @@
 """How well each metric of a run predicts accuracy and size: Kendall tau-b, Spearman rho
-and top-k accuracy, computed in SQL by the macros of migration 003 (docs/analyze.md).
+and top-k accuracy, computed in SQL by the macros of nasfilter/sql/analysis.sql
+(docs/analyze.md).
 
 Python only chooses the arguments, runs two queries (``analysis_summary`` and
 ``analysis_between``) and reshapes their rows; every number comes from SQL.
@@ -27,7 +28,17 @@ _SHAPE_DATASETS = {
 
 @dataclass
 class MetricAnalysis:
-    """One metric of the run, over the architectures that have truth."""
+    """One metric of the run, over the architectures that have truth.
+
+    ``kendall_tau_acc`` etc. are of the metric's value; the ``*_directed`` ones have the
+    metric's direction applied (the sign flipped for a lower-is-better metric), so that
+    a positive value means: the networks the metric prefers are more accurate (larger).
+
+    Top-k (k = 1, 10, 100): ties at the cut are not broken by an arbitrary rule; the mean
+    and best accuracy are expectations over a uniformly random choice among the tie group
+    at the cut, which has ``top{k}_tie_n`` members (``top{k}_tie_take`` of them in the k)
+    whose accuracy ranges over [``top{k}_tie_min_acc``, ``top{k}_tie_max_acc``].
+    """
 
     metric: str
     higher_is_better: bool
@@ -38,23 +49,40 @@ class MetricAnalysis:
     ties: int  # n - distinct_values: values equal to another one
     kendall_tau_acc: float | None
     spearman_acc: float | None
+    kendall_tau_acc_directed: float | None
+    spearman_acc_directed: float | None
     n_size: int
     kendall_tau_size: float | None
     spearman_size: float | None
+    kendall_tau_size_directed: float | None
+    spearman_size_directed: float | None
     top1_mean_acc: float | None
     top1_best_acc: float | None
     top1_gap: float | None
+    top1_tie_n: int | None
+    top1_tie_take: int | None
+    top1_tie_min_acc: float | None
+    top1_tie_max_acc: float | None
     top10_mean_acc: float | None
     top10_best_acc: float | None
     top10_gap: float | None
+    top10_tie_n: int | None
+    top10_tie_take: int | None
+    top10_tie_min_acc: float | None
+    top10_tie_max_acc: float | None
     top100_mean_acc: float | None
     top100_best_acc: float | None
     top100_gap: float | None
+    top100_tie_n: int | None
+    top100_tie_take: int | None
+    top100_tie_min_acc: float | None
+    top100_tie_max_acc: float | None
 
 
 @dataclass
 class PairCorrelation:
-    """Kendall tau-b and Spearman rho between two variables (metrics, accuracy, size)."""
+    """Kendall tau-b and Spearman rho between two variables (metrics, accuracy, size);
+    ``*_directed``: with each metric's direction applied (see ``MetricAnalysis``)."""
 
     a: str
     a_kind: str  # 'metric' | 'accuracy'
@@ -63,6 +91,8 @@ class PairCorrelation:
     n: int
     kendall_tau: float | None
     spearman_rho: float | None
+    kendall_tau_directed: float | None = None
+    spearman_rho_directed: float | None = None
 
 
 @dataclass
@@ -85,18 +115,26 @@ class AnalysisResult:
     def rows(self) -> list[tuple[Any, ...]]:
         return [tuple(asdict(m).values()) for m in self.metrics]
 
-    def tau_matrix(self) -> tuple[list[str], list[list[float | None]]]:
-        """Names (metrics, 'accuracy', 'size') and the symmetric matrix of Kendall tau-b."""
+    def tau_matrix(self, directed: bool = True) -> tuple[list[str], list[list[float | None]]]:
+        """Names (metrics, 'accuracy', 'size') and the symmetric matrix of Kendall tau-b;
+        ``directed``: with each metric's direction applied (as ``analyze`` prints)."""
         names = [m.metric for m in self.metrics] + ["accuracy", "size"]
         key = {m.metric: ("metric", m.metric) for m in self.metrics}
         key["accuracy"] = ("accuracy", "accuracy")
         key["size"] = ("size", "size")
         tau: dict[tuple[tuple[str, str], tuple[str, str]], float | None] = {}
         for m in self.metrics:
-            tau[(("metric", m.metric), ("accuracy", "accuracy"))] = m.kendall_tau_acc
-            tau[(("metric", m.metric), ("size", "size"))] = m.kendall_tau_size
+            acc, size = (
+                (m.kendall_tau_acc_directed, m.kendall_tau_size_directed)
+                if directed
+                else (m.kendall_tau_acc, m.kendall_tau_size)
+            )
+            tau[(("metric", m.metric), ("accuracy", "accuracy"))] = acc
+            tau[(("metric", m.metric), ("size", "size"))] = size
         for p in self.pairs:
-            tau[((p.a_kind, p.a), (p.b_kind, p.b))] = p.kendall_tau
+            tau[((p.a_kind, p.a), (p.b_kind, p.b))] = (
+                p.kendall_tau_directed if directed else p.kendall_tau
+            )
         out: list[list[float | None]] = []
         for i, a in enumerate(names):
             row: list[float | None] = []
@@ -146,28 +184,63 @@ def coverage(store: Store, run_id: int) -> list[tuple[str, str, int, float]]:
 
 
 def default_dataset(store: Store, run_id: int, split: str = "valid") -> str:
-    """The dataset ``analyze`` uses when none is given.
+    """The dataset ``analyze`` uses for ``split`` when none is given (see
+    ``default_dataset_split``)."""
+    return default_dataset_split(store, run_id, None, split)[0]
 
-    The only dataset with truth for the run (and split); else, among several, the one
-    that matches the run's input shape (cifar10 -> cifar10-valid, then cifar10;
-    cifar100; imagenet16-120 -> ImageNet16-120); else an error listing them.
+
+def default_dataset_split(
+    store: Store, run_id: int, dataset: str | None = None, split: str | None = None
+) -> tuple[str, str]:
+    """The (dataset, split) ``analyze`` uses, from what truth the run has.
+
+    Split: the given one; else ``valid`` if the run (and the dataset, if given) has
+    validation truth, else ``test``. Dataset: the given one; else the only dataset with
+    truth for the run and split; else, among several, the one that matches the run's
+    input shape (cifar10 -> cifar10-valid, then cifar10; cifar100; imagenet16-120 ->
+    ImageNet16-120); else an error listing them. No truth at all: an error that says
+    what can be loaded for the run's space.
     """
-    split = canonical_split(split)
+    if dataset is not None:
+        dataset = canonical_dataset(dataset)
+    if split is not None:
+        split = canonical_split(split)
     cov = coverage(store, run_id)
-    avail = [d for d, s, _, _ in cov if s == split]
+    mine = [c for c in cov if dataset is None or c[0] == dataset]
+    if split is None:
+        splits = {s for _, s, _, _ in mine}
+        split = "valid" if "valid" in splits or not splits else "test"
+    avail = [d for d, s, _, _ in mine if s == split]
     if not avail:
-        raise _no_truth(store, run_id, split, cov)
-    if len(avail) == 1:
-        return avail[0]
+        raise _no_truth(store, run_id, split, cov, dataset)
+    if dataset is not None or len(avail) == 1:
+        return avail[0], split
     shape = (store.get_run(run_id)["settings"].get("dataset_shape") or {}).get("name")
     for d in _SHAPE_DATASETS.get(str(shape), ()):
         if d in avail:
-            return d
+            return d, split
     listing = ", ".join(f"{d} ({n:,})" for d, s, n, _ in cov if s == split)
     raise UsageError(
         f"Run {run_id} has truth for several datasets ({split} split): {listing}.",
         "Pass --dataset NAME.",
     )
+
+
+def _load_hint(space: str) -> str:
+    """What can be loaded as truth for ``space``, as commands."""
+    from nasfilter.truth.nats import NATS_SPACES
+    from nasfilter.truth.table import SAMPLE_DATASETS, SAMPLE_SPACE
+
+    ways = []
+    if space in NATS_SPACES:
+        ways.append(f"`nasfilter truth load {space}` (the NATS-Bench files)")
+    if space == SAMPLE_SPACE:
+        held = ", ".join(SAMPLE_DATASETS.values())
+        ways.append(f"`nasfilter truth sample` (the shipped NAS-Bench-201 sample: {held})")
+    ways.append(f"`nasfilter truth import FILE --space {space} ...` (any table)")
+    if len(ways) == 1:
+        return f"Load truth for {space} with {ways[0]}."
+    return f"Load truth for {space} with " + ", ".join(ways[:-1]) + f" or {ways[-1]}."
 
 
 def _no_truth(
@@ -179,9 +252,7 @@ def _no_truth(
     have = f" It has truth for: {other}." if other else ""
     return DataError(
         f"No architecture of run {run_id} ({space}) has ground truth for {what}.{have}",
-        "Load truth with `nasfilter truth load " + space + "` (NATS-Bench), "
-        "`nasfilter truth sample` (the shipped NAS-Bench-201 sample) or "
-        "`nasfilter truth import FILE ...`.",
+        _load_hint(space),
     )
 
 
@@ -218,6 +289,8 @@ def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -
                 n=int(d["n"]),
                 kendall_tau=d["kendall_tau_b"],
                 spearman_rho=d["spearman_rho"],
+                kendall_tau_directed=d["kendall_tau_b_directed"],
+                spearman_rho_directed=d["spearman_rho_directed"],
             )
         )
     return AnalysisResult(
@@ -242,4 +315,5 @@ __all__ = [
     "analyze_run",
     "coverage",
     "default_dataset",
+    "default_dataset_split",
 ]

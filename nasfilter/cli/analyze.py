@@ -12,10 +12,6 @@ from nasfilter.cli.options import DbOption, FormatOption, RunOption, ShowSqlOpti
 from nasfilter.cli.render import Format, console, err_console, render
 
 
-def _f(v: float | None, digits: int = 4) -> float | None:
-    return None if v is None else round(float(v), digits)
-
-
 @app.command()
 def analyze(
     run: RunOption = "latest",
@@ -30,7 +26,14 @@ def analyze(
             show_default=False,
         ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="valid or test. \\[default: valid if the run has validation truth, else test]",
+            show_default=False,
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -51,22 +54,19 @@ def analyze(
 
     Example: [bold]nasfilter truth sample && nasfilter analyze --dataset cifar10-valid[/bold]
     """
-    from nasfilter.analysis.correlation import analyze_run, default_dataset
+    from nasfilter.analysis.correlation import analyze_run, default_dataset_split
     from nasfilter.store import Store
-    from nasfilter.truth import canonical_dataset, canonical_split
 
-    split = canonical_split(split)
-    if dataset is not None:
-        dataset = canonical_dataset(dataset)
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        if dataset is None:
-            dataset = default_dataset(store, run_id, split)
-            if fmt == Format.table:
-                err_console.print(
-                    f"Dataset: {dataset} (pass --dataset to choose another)", highlight=False
-                )
-        res = analyze_run(store, run_id, dataset, split)
+        chosen, chosen_split = default_dataset_split(store, run_id, dataset, split)
+        if fmt == Format.table and (dataset is None or split is None):
+            err_console.print(
+                f"Dataset: {chosen}, split: {chosen_split} "
+                "(pass --dataset/--split to choose another).",
+                highlight=False,
+            )
+        res = analyze_run(store, run_id, chosen, chosen_split)
         written = []
         if plot is not None:
             from nasfilter.analysis.plots import write_plots
@@ -86,80 +86,86 @@ def analyze(
         err_console.print(f"Wrote {p}", markup=False, highlight=False)
 
 
+def _tau(v: float | None) -> str:
+    return "" if v is None else f"{v:+.4f}"
+
+
+def _acc(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
 def _tables(res) -> None:  # type: ignore[no-untyped-def]
     head = (
         f"Run {res.run_id} ({res.space}) vs {res.dataset} {res.split} accuracy: "
-        f"{res.archs_with_truth:,} architectures with truth, best {res.best_accuracy:.2f}%"
+        f"{res.archs_with_truth:,} architectures with truth, best {_acc(res.best_accuracy)}%"
     )
     console.print(head, highlight=False)
-    render(
-        [
-            "metric",
-            "better",
-            "n",
-            "excluded",
-            "distinct",
-            "tau acc",
-            "rho acc",
-            "tau size",
-            "rho size",
-        ],
+    render(  # excluded (non-finite) values: counted on stderr below, and in csv/json
+        ["metric", "better", "n", "distinct", "τ acc", "ρ acc", "τ size", "ρ size"],
         [
             (
                 m.metric,
                 "higher" if m.higher_is_better else "lower",
                 m.n,
-                m.excluded,
                 m.distinct_values,
-                _f(m.kendall_tau_acc),
-                _f(m.spearman_acc),
-                _f(m.kendall_tau_size),
-                _f(m.spearman_size),
+                _tau(m.kendall_tau_acc_directed),
+                _tau(m.spearman_acc_directed),
+                _tau(m.kendall_tau_size_directed),
+                _tau(m.spearman_size_directed),
             )
             for m in res.metrics
         ],
         Format.table,
-        title="Rank correlation (Kendall tau-b, Spearman rho)",
+        title="Kendall tau-b and Spearman rho, direction applied",
     )
-    render(
-        [
-            "metric",
-            "top1 acc",
-            "top10 mean",
-            "top10 best",
-            "top100 mean",
-            "top100 best",
-            "gap@1",
-            "gap@10",
-            "gap@100",
-        ],
-        [
-            (
-                m.metric,
-                _f(m.top1_best_acc, 2),
-                _f(m.top10_mean_acc, 2),
-                _f(m.top10_best_acc, 2),
-                _f(m.top100_mean_acc, 2),
-                _f(m.top100_best_acc, 2),
-                _f(m.top1_gap, 2),
-                _f(m.top10_gap, 2),
-                _f(m.top100_gap, 2),
+    console.print(
+        "Direction applied: a lower-is-better metric enters with its sign flipped, so + means "
+        "the networks the metric prefers are more accurate (acc) or larger (size).",
+        highlight=False,
+    )
+    rows = []
+    for m in res.metrics:
+        for k in (1, 10, 100):
+            tie_n = getattr(m, f"top{k}_tie_n")
+            take = getattr(m, f"top{k}_tie_take")
+            lo, hi = getattr(m, f"top{k}_tie_min_acc"), getattr(m, f"top{k}_tie_max_acc")
+            tied = f"{take:,} of {tie_n:,}" if tie_n and tie_n > take else ""
+            rows.append(
+                (
+                    m.metric,
+                    k,
+                    _acc(getattr(m, f"top{k}_mean_acc")),
+                    _acc(getattr(m, f"top{k}_best_acc")),
+                    _acc(getattr(m, f"top{k}_gap")),
+                    tied,
+                    f"{_acc(lo)}–{_acc(hi)}" if tied else "",
+                )
             )
-            for m in res.metrics
-        ],
+    render(
+        ["metric", "k", "mean acc", "best acc", "gap", "tied at cut", "tied acc"],
+        rows,
         Format.table,
-        title="Top-k by each metric: true accuracy (%), gap to the best scored "
-        f"({res.best_accuracy:.2f}%)",
+        title="Top-k by each metric: true accuracy (%)",
+    )
+    console.print(
+        f"Best first in each metric's direction; gap: to the best scored "
+        f"({_acc(res.best_accuracy)}%). Where the k end inside a group of equal values, mean "
+        "and best are expected over a random choice within that group; tied at cut: how many "
+        "of the group the k take; tied acc: the group's accuracy range.",
+        highlight=False,
     )
     if res.pairs:
         render(
-            ["a", "b", "n", "tau", "rho"],
-            [(p.a, p.b, p.n, _f(p.kendall_tau), _f(p.spearman_rho)) for p in res.pairs],
+            ["a", "b", "n", "τ", "ρ"],
+            [
+                (p.a, p.b, p.n, _tau(p.kendall_tau_directed), _tau(p.spearman_rho_directed))
+                for p in res.pairs
+            ],
             Format.table,
-            title="Between metrics, and accuracy vs size",
+            title="Between metrics, direction applied",
         )
     excluded = [m for m in res.metrics if m.excluded]
     for m in excluded:
         err_console.print(
-            f"{m.metric}: {m.excluded:,} non-finite values (NaN/inf) left out", markup=False
+            f"{m.metric}: {m.excluded:,} non-finite values (NaN/inf) left out.", markup=False
         )

@@ -27,6 +27,7 @@ from nasfilter.cli.options import (
     ShapeOption,
     ShowSqlOption,
     SigmaOption,
+    WideOption,
 )
 from nasfilter.cli.render import Format, console, err_console, render
 from nasfilter.errors import UsageError
@@ -93,6 +94,7 @@ def info(
     ] = None,
     bytes_per_param: BytesPerParamOption = 1.0,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Params, flops, relu_count, size_kb (and the space's own figures) of one architecture.
 
@@ -118,7 +120,7 @@ def info(
     cols = ["space", "arch"] + (["rank"] if sp.enumerable else []) + names
     row: list[object] = [sp.name, canonical] + ([sp.rank(canonical)] if sp.enumerable else [])
     row += [_count_or_value(values[n]) for n in names]
-    render(cols, [tuple(row)], fmt)
+    render(cols, [tuple(row)], fmt, wide=wide)
     measured = [n for n in names if scorer.paths.get(n) != "analytic"]
     if measured:
         err_console.print(
@@ -385,6 +387,7 @@ def top(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
     show_sql: ShowSqlOption = False,
+    wide: WideOption = False,
 ) -> None:
     """The candidates to train, best first: arch, the metric, params, size_kb.
 
@@ -421,7 +424,7 @@ def top(
     title = f"Top {k} of run {run_id} by {by}" + (
         f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
     )
-    render(res.columns, res.rows, fmt, title=title)
+    render(res.columns, res.rows, fmt, title=title, wide=wide)
     if not res.rows:
         err_console.print(
             "No architecture fits"
@@ -437,33 +440,40 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
     db: DbOption = None,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
-    """Run SQL over the database, read-only.
+    """Run one SQL query over the database, read-only.
 
     Tables: runs, run_metrics, architectures, scores, truth; views: results and the
-    analysis macros (see docs/analyze.md).
+    analysis macros (see docs/analyze.md). One statement, a query (SELECT, WITH, FROM,
+    SHOW, DESCRIBE, ...), on a read-only connection that cannot touch any other file.
     """
-    from nasfilter.store import Store
+    from nasfilter.store import read_only_query
 
-    with Store.open(db, read_only=True) as store:
-        cols, rows = store.query(query)
+    cols, rows = read_only_query(db, query)
     if cols:
-        render(cols, rows, fmt)
+        render(cols, rows, fmt, wide=wide)
 
 
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
     run: RunOption = "latest",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists (never the database).")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Write one row per architecture of a run to Parquet.
 
-    Columns: space, arch, params, size_kb, and one column per other metric of the run.
+    Columns: space, arch, then each metric of the run and its status (<metric>_status),
+    params and size_kb first. The run's settings and metric metadata are in the file's
+    key-value metadata (nasfilter.run, nasfilter.metrics). An existing file is replaced
+    only with --force.
     """
     from nasfilter.store import Store, export_parquet
 
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
-        rows = export_parquet(store, run_id, out)
-    console.print(f"Wrote {rows:,} rows of run {run_id} to {out}")
+        rows = export_parquet(store, run_id, out, force=force)
+    console.print(f"Wrote {rows:,} rows of run {run_id} to {out}", markup=False, highlight=False)

@@ -17,6 +17,7 @@ DbOption = Annotated[
         envvar="NASFILTER_DB",
         help="DuckDB file to use. \\[default: ./nasfilter.duckdb]",
         show_default=False,
+        readable=False,  # the store says what is wrong with the file, in one line
     ),
 ]
 RunOption = Annotated[
@@ -28,6 +29,14 @@ FormatOption = Annotated[
     typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
 ]
 ShowSqlOption = Annotated[bool, typer.Option("--show-sql", help="Print the SQL used, on stderr.")]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Show long identities whole in tables (else shortened in the middle to fit the "
+        "terminal; csv and json always have them whole).",
+    ),
+]
 
 DataOption = Annotated[
     str | None,

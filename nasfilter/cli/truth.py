@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nasfilter.cli import app
-from nasfilter.cli.options import DbOption, FormatOption
+from nasfilter.cli.options import DbOption, FormatOption, WideOption
 from nasfilter.cli.render import Format, err_console, render
 
 truth_app = typer.Typer(
@@ -170,16 +170,27 @@ def import_(
             "--source", help="Name of the source. \\[default: file name]", show_default=False
         ),
     ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            help="Multiply every accuracy by this first: 100 for fractions (0.93 -> 93%). "
+            "Without it, a file whose accuracies all lie in [0, 1] is refused.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Import accuracies from any CSV or Parquet table.
+    """Import accuracies (percent) from any CSV or Parquet table.
 
     Every identity is validated; a file with bad rows is refused whole; one transaction."""
     from nasfilter.store import Store
     from nasfilter.truth.table import import_table
 
     with Store.open(db) as store:
-        summary = import_table(store, file, space, dataset, arch_col, acc_col, split, source)
+        summary = import_table(
+            store, file, space, dataset, arch_col, acc_col, split, source, scale=scale
+        )
     _print_load(summary)
 
 
@@ -197,14 +208,14 @@ def sample(db: DbOption = None) -> None:
 
 
 @truth_app.command("list")
-def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+def list_(db: DbOption = None, fmt: FormatOption = Format.table, wide: WideOption = False) -> None:
     """What truth the database holds, per space, dataset, split and source."""
     from nasfilter.store import Store
     from nasfilter.truth import truth_summary
 
     with Store.open(db, read_only=True) as store:
         cols, rows = truth_summary(store)
-    render(cols, rows, fmt, title="Ground truth")
+    render(cols, rows, fmt, title="Ground truth", wide=wide)
     if fmt == Format.table and not rows:
         err_console.print("No ground truth yet: see `nasfilter truth --help`.")
 

@@ -26,15 +26,19 @@ from nasfilter.metrics.registry import (
 
 
 def relu_count(model: Any, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
-    """N_A of any ``torch.nn.Module`` (see ``nasfilter.metrics.probe.relu_count``)."""
+    """N_A of any ``torch.nn.Module`` (see ``nasfilter.metrics.probe.relu_count``).
+
+    ``input_shape`` has the batch first; a (C, H, W) shape is one sample for a network
+    with 2-d convolutions. An empty dimension or a rank the network cannot take is a
+    ``UsageError``."""
     from nasfilter.metrics.probe import relu_count as _relu_count
 
     return _relu_count(model, input_shape)
 
 
 def naswot(model: Any, inputs: Any, bn_mode: str = "batch") -> float:
-    """NASWOT score log|K_H| of any module on a batch (see
-    ``nasfilter.metrics.measures.naswot``)."""
+    """NASWOT score log|K_H| of any module on a (K, C, H, W) batch with K >= 2 (see
+    ``nasfilter.metrics.measures.naswot``); fewer samples are a ``UsageError``."""
     from nasfilter.metrics.measures.naswot import naswot_score
 
     return naswot_score(model, inputs, bn_mode=bn_mode)

@@ -326,11 +326,16 @@ class ModelProbe:
 def relu_count(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
     """N_A of any module: elements entering a ReLU per sample for one forward pass.
 
-    ``input_shape`` includes the batch dimension; the count is per sample. The input is
-    zeros; the count depends only on shapes, not on values or weights.
+    ``input_shape`` includes the batch dimension; the count is per sample. A network with
+    2-d convolutions also takes one (C, H, W) sample. The input is zeros; the count
+    depends only on shapes, not on values or weights. ``UsageError`` for an empty
+    dimension (e.g. a batch of 0) or a rank the network cannot take.
     """
+    from nasfilter.metrics.shapes import batch_shape, run_checked
+
+    shape = batch_shape(model, input_shape)
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
-    inputs = torch.zeros(*input_shape, device=device, dtype=dtype)
-    return ModelProbe(model, inputs, bn_mode="eval").relu_count()
+    inputs = torch.zeros(*shape, device=device, dtype=dtype)
+    return run_checked(model, shape, lambda: ModelProbe(model, inputs, bn_mode="eval").relu_count())

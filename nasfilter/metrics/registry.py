@@ -80,8 +80,9 @@ class Score:
 Analytic = Callable[["Space", str, ScoreContext], "float | Score"]
 AnalyticMany = Callable[["Space", Sequence[str], ScoreContext], Any]
 
-#: ``analytic=FIGURE``: the analytic value is the space's figure ``figure`` (times
-#: ``figure_scale(ctx)``), with a bulk form over many architectures (``Space.costs_many``).
+#: ``analytic=FIGURE``: the analytic value is the space's figure ``figure`` (or
+#: ``figure_transform(value, ctx)``), with a bulk form over many architectures
+#: (``Space.costs_many``; the transform then gets an array).
 FIGURE = "figure"
 ProbeFn = Callable[["ModelProbe", ScoreContext], "float | Score"]
 ModelFn = Callable[["MetricInput"], "float | Score"]
@@ -202,7 +203,7 @@ def metric(
     path: str = "model",
     figure: str | None = None,
     analytic: Analytic | str | None = None,
-    figure_scale: Callable[[ScoreContext], float] | None = None,
+    figure_transform: Callable[[Any, ScoreContext], Any] | None = None,
     probe_options: dict[str, Any] | None = None,
     source: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -212,7 +213,8 @@ def metric(
     ``(probe, ctx)`` and reads the shared forward pass; ``path='analytic'``: it takes
     ``(space, arch, ctx)``. ``analytic`` adds an analytic path beside a probe or model
     path (used for the spaces whose ``figures`` include ``figure``); ``analytic=FIGURE``
-    makes that path the figure itself (times ``figure_scale(ctx)``), with a bulk form.
+    makes that path the figure itself (or ``figure_transform(value, ctx)``), with a bulk
+    form.
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
@@ -220,7 +222,7 @@ def metric(
     if analytic == FIGURE:
         if figure is None:
             raise ValueError(f"metric {name!r}: analytic=FIGURE needs figure=")
-        analytic, many = _figure_paths(figure, figure_scale)
+        analytic, many = _figure_paths(figure, figure_transform)
     elif isinstance(analytic, str):
         raise ValueError(f"metric {name!r}: unknown analytic {analytic!r}")
 
@@ -248,7 +250,7 @@ def metric(
 
 
 def _figure_paths(
-    figure: str, scale: Callable[[ScoreContext], float] | None
+    figure: str, transform: Callable[[Any, ScoreContext], Any] | None
 ) -> tuple[Analytic, AnalyticMany]:
     """The per-architecture and the bulk analytic path of a figure metric."""
 
@@ -256,11 +258,11 @@ def _figure_paths(
         v = space.costs(arch, ctx.dataset).figure(figure)
         if v is None:  # pragma: no cover - a space's figures promise it
             raise ValueError(f"{space.name} computes no {figure}")
-        return float(v) * (scale(ctx) if scale else 1.0)
+        return float(transform(float(v), ctx) if transform else v)
 
     def many(space: Space, archs: Sequence[str], ctx: ScoreContext) -> Any:
         v = space.costs_many(archs, ctx.dataset)[figure]
-        return v * scale(ctx) if scale else v
+        return transform(v, ctx) if transform else v
 
     return one, many
 

@@ -290,7 +290,9 @@ class NatsSSS(MixedRadixSpace):
         parts = arch.split(":")
         if len(parts) != 5:
             raise InvalidArchitectureError(
-                f"Malformed SSS architecture {arch!r}: {len(parts)} widths.", hint
+                f"Malformed SSS architecture {arch!r}: {len(parts)} "
+                f"width{'' if len(parts) == 1 else 's'} (5 needed).",
+                hint,
             )
         try:
             widths = tuple(int(p) for p in parts)

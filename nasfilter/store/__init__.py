@@ -1,8 +1,10 @@
 """The DuckDB store: connection, migrations, runs, batched writer, views, export.
 
-The schema comes from the numbered SQL files in ``nasfilter/migrations``, applied in
-order at open, each in its own transaction, and recorded in ``schema_migrations``. A
-database that records a migration this version does not know is refused.
+The schema comes from the numbered SQL files in the top-level ``migrations/`` folder
+(shipped as the package ``nasfilter.migrations``), applied in order at open, each in its
+own transaction, and recorded in ``schema_migrations``. A database that records a
+migration this version does not know is refused. The macros in ``nasfilter/sql/*.sql``
+are not migrations: they are re-created on every open (``apply_definitions``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def lock_timeout() -> float:
         return 30.0
 
 
-def _connect(p: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _connect(
+    p: Path, read_only: bool, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting up to ``lock_timeout()`` while another process holds it.
 
     A writer holds the file only while it commits a batch, so both readers and writers
@@ -67,10 +71,10 @@ def _connect(p: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(p), read_only=read_only)
+            return duckdb.connect(str(p), read_only=read_only, config=config or {})
         except duckdb.IOException as e:
             msg = str(e)
-            if "lock" in msg.lower():
+            if "could not set lock" in msg.lower() or "conflicting lock" in msg.lower():
                 if time.monotonic() < deadline:
                     time.sleep(delay)
                     delay = min(delay * 1.5, 0.5)
@@ -86,15 +90,54 @@ def _connect(p: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                     "another tool with an open connection?).",
                     "Close that connection (con.close()) and run the command again.",
                 ) from None
-            raise StoreError(
-                f"Cannot open the database {p}: {msg.splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
+            raise _open_error(p, e, read_only) from None
         except duckdb.Error as e:
-            raise StoreError(
-                f"Cannot open the database {p}: {str(e).splitlines()[0]}",
-                "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
-            ) from None
+            raise _open_error(p, e, read_only) from None
+
+
+_MACRO_RE = re.compile(r"^CREATE OR REPLACE MACRO ", re.MULTILINE)
+
+
+def definitions() -> list[tuple[str, str]]:
+    """(name, sql) of every plain definition file in ``nasfilter/sql``, by name."""
+    out = []
+    for entry in resources.files("nasfilter.sql").iterdir():
+        if entry.name.endswith(".sql"):
+            out.append((entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def apply_definitions(
+    con: duckdb.DuckDBPyConnection, temporary: bool = False, force: bool = False
+) -> bool:
+    """Run the definition files (``CREATE OR REPLACE MACRO ...``) on ``con`` in one
+    transaction, unless the database already holds these exact definitions (the macro
+    ``nf_definitions_sha()`` records their SHA-256) or ``force``. Returns whether it ran.
+
+    ``temporary``: as TEMP macros, which live on this connection only and shadow the
+    stored ones (for read-only connections to a database whose macros are older).
+    """
+    import hashlib
+
+    defs = definitions()
+    sha = hashlib.sha256("".join(f"{n}\n{t}" for n, t in defs).encode()).hexdigest()
+    if not force:
+        try:
+            row = con.execute("SELECT nf_definitions_sha()").fetchone()
+        except duckdb.Error:  # a database from before the definitions were recorded
+            row = None
+        if row is not None and row[0] == sha:
+            return False
+    defs.append(("sha", f"CREATE OR REPLACE MACRO nf_definitions_sha() AS '{sha}';"))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for _, sql in defs:
+            con.execute(_MACRO_RE.sub("CREATE OR REPLACE TEMP MACRO ", sql) if temporary else sql)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return True
 
 
 def utc_now() -> datetime:
@@ -109,12 +152,13 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = con
         self.path = path
         self.read_only = read_only
+        self._config: dict[str, Any] | None = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         """The connection, reopened on first use after ``release``."""
         if self._con is None:
-            self._con = _connect(self.path, self.read_only)
+            self._con = _connect(self.path, self.read_only, self._config)
         return self._con
 
     def release(self) -> None:
@@ -131,7 +175,13 @@ class Store:
 
     # -- opening --
     @classmethod
-    def open(cls, path: str | Path | None = None, read_only: bool = False) -> Store:
+    def open(
+        cls,
+        path: str | Path | None = None,
+        read_only: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> Store:
+        """``config``: DuckDB settings for the connection (e.g. ``SQL_SANDBOX``)."""
         p = Path(path).expanduser().resolve() if path is not None else default_db_path()
         if read_only and not p.exists():
             raise StoreError(
@@ -143,10 +193,16 @@ class Store:
                 f"Cannot create the database {p}: folder {p.parent} does not exist.",
                 "Create it or pass another --db PATH.",
             )
-        con = _connect(p, read_only)
+        con = _connect(p, read_only, config)
         store = cls(con, p, read_only)
+        store._config = config
         try:
             store._migrate()
+        except duckdb.Error as e:
+            con.close()
+            if _permission_denied(e):  # e.g. no permission to create the .wal file
+                raise _open_error(p, e, read_only) from None
+            raise
         except BaseException:
             con.close()
             raise
@@ -194,9 +250,7 @@ class Store:
                     "Pass another --db PATH.",
                 )
         pending = [m for m in known if m[0] not in applied]
-        if not pending:
-            return
-        if self.read_only:
+        if pending and self.read_only:
             raise StoreError(
                 f"The database {self.path} needs an upgrade to schema version {latest}.",
                 "Run any writing command (e.g. `nasfilter score`) on it first.",
@@ -213,6 +267,8 @@ class Store:
                     "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
                     [version, name, utc_now(), __version__],
                 )
+        # Not migrations: the current macros and the results view, on every open.
+        apply_definitions(self.con, temporary=self.read_only)
         self.refresh_views()
 
     @contextmanager
@@ -445,10 +501,99 @@ GROUP BY s.run_id, r.space, s.arch"""
         try:
             cur = self.con.execute(sql, params or [])
         except duckdb.Error as e:
-            raise UsageError(f"SQL error: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"SQL error: {_sentence(str(e))}") from None
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
+
+
+#: DuckDB settings of the connection ``nasfilter sql`` runs user SQL on (with read_only):
+#: no file, extension, secret or ATTACH access outside the database itself
+#: (COPY ... TO, EXPORT DATABASE, ATTACH, INSTALL, read_csv('/any/file') are refused by
+#: DuckDB), no spilling to a temp folder, and the configuration locked (SET, RESET and
+#: setting PRAGMAs refused; nothing can turn the first two back on).
+SQL_SANDBOX: dict[str, Any] = {
+    "enable_external_access": False,
+    "temp_directory": "",
+    "lock_configuration": True,
+}
+
+
+def read_only_query(path: str | Path | None, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one query of user SQL on a read-only, sandboxed connection (``SQL_SANDBOX``).
+
+    DuckDB's own parser splits and classifies the text (``extract_statements``): exactly
+    one statement, of type SELECT (SELECT, WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE,
+    PIVOT and the table macros), or ``UsageError`` before anything runs. That refuses what
+    the settings cannot (a TEMP table or view lives in the connection's memory, and an
+    informational PRAGMA writes nothing); the settings refuse every write to a file even
+    from inside a SELECT.
+    """
+    if not sql.strip():
+        raise UsageError("No SQL given.", 'Pass a query, e.g. nasfilter sql "SELECT * FROM runs".')
+    with Store.open(path, read_only=True, config=SQL_SANDBOX) as store:
+        try:
+            statements = store.con.extract_statements(sql)
+        except duckdb.Error as e:
+            raise UsageError(f"SQL error: {_sentence(str(e))}") from None
+        if not statements:
+            raise UsageError(
+                "No SQL statement given (only comments or semicolons).",
+                'Pass a query, e.g. nasfilter sql "SELECT * FROM runs".',
+            )
+        if len(statements) > 1:
+            raise UsageError(
+                f"nasfilter sql runs one statement at a time; this text has "
+                f"{len(statements)}. Nothing was run.",
+                "Run them one by one.",
+            )
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            raise UsageError(
+                f"nasfilter sql is read-only and runs queries only (SELECT, WITH, FROM, "
+                f"VALUES, SHOW, DESCRIBE, SUMMARIZE), not {kind.name} statements. "
+                "Nothing was run.",
+                "To write, use the duckdb CLI on a copy of the database.",
+            )
+        return store.query(sql)
+
+
+def _sentence(text: str) -> str:
+    """The first line of ``text`` as a sentence: one full stop at the end, never two."""
+    lines = str(text).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if first.endswith(("?", "!")):
+        return first
+    return first.rstrip(". ") + "."
+
+
+def _permission_denied(e: Exception) -> bool:
+    """Whether DuckDB's error is the operating system's EACCES or EPERM."""
+    low = str(e).lower()
+    return "permission denied" in low or "operation not permitted" in low
+
+
+def _open_error(p: Path, e: Exception, read_only: bool) -> StoreError:
+    """The one-line error for a database that cannot be opened (or first written)."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    low = msg.lower()
+    if "could not set lock" in low or "conflicting lock" in low:
+        return StoreError(
+            f"The database {p} is in use by another process (a run in progress?).",
+            "Wait for it to finish, or pass another --db PATH.",
+        )
+    need = os.R_OK if read_only else os.R_OK | os.W_OK
+    if _permission_denied(e) or (p.exists() and not os.access(p, need)):
+        what = "read" if read_only else "read and write"
+        return StoreError(
+            f"Cannot open the database {p}: permission denied (this command needs to {what} "
+            "the file" + ("" if read_only else ", and to create its .wal file beside it") + ").",
+            "Check the permissions of the file and its folder, or pass another --db PATH.",
+        )
+    return StoreError(
+        f"Cannot open the database {p}: {_sentence(msg)}",
+        "Is it a DuckDB file written by nasfilter? Pass another --db PATH.",
+    )
 
 
 def _ident(name: str) -> str:
@@ -621,36 +766,92 @@ class BatchWriter:
         return n
 
 
-def export_parquet(store: Store, run_id: int, out: Path) -> int:
-    """One row per architecture of a run: space, arch, params, size_kb, one column per metric.
+def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) -> int:
+    """One row per architecture of a run: space, arch, then per metric its value and its
+    status (``<metric>_status``); ``params`` and ``size_kb`` first, ``params`` an integer.
 
-    ``params`` and ``size_kb`` are recorded by every score run (see the engine), so they
-    are always present; every other metric of the run becomes a column named after it.
+    The run's record (its row of ``runs`` with the whole settings JSON: seed, data,
+    penalty, ...) and its metrics' metadata (``run_metrics``: versions, directions, how
+    computed) go into the file as Parquet key-value metadata, as JSON under the keys
+    ``nasfilter.run`` and ``nasfilter.metrics`` (and ``nasfilter.version``).
+
+    An existing file is replaced only with ``force``; the open database and its WAL never
+    (``UsageError``). The file is written under a temporary name in the same folder and
+    renamed when complete, so a failed export leaves nothing behind.
     """
-    metrics = [m["metric"] for m in store.run_metrics(run_id)]
-    cols = ", ".join(
-        f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {_ident(m)}"
-        for m in metrics
-        if m not in ("params", "size_kb")
-    )
-    extra = f", {cols}" if cols else ""
+    import tempfile
+
+    out = Path(out).expanduser().resolve()
+    _check_export_target(store, out, force)
+    run = store.get_run(run_id)
+    metrics = store.run_metrics(run_id)
+    names = [m["metric"] for m in metrics]
+    order = [m for m in ("params", "size_kb") if m in names]
+    order += [m for m in names if m not in order]
+    cols = []
+    for m in order:
+        value = f"max(s.value) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        if m == "params":  # a count; NULL (not a number) where it is not finite
+            value = f"CASE WHEN isfinite({value}) THEN CAST({value} AS BIGINT) END"
+        cols.append(f"{value} AS {_ident(m)}")
+        status = f"max(s.status) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        cols.append(f"{status} AS {_ident(m + '_status')}")
     sql = f"""
-        SELECT r.space, s.arch,
-            CAST(max(s.value) FILTER (WHERE s.metric = 'params') AS BIGINT) AS params,
-            max(s.value) FILTER (WHERE s.metric = 'size_kb') AS size_kb{extra}
+        SELECT r.space, s.arch, {", ".join(cols)}
         FROM scores s JOIN runs r USING (run_id)
         WHERE s.run_id = {int(run_id)}
         GROUP BY r.space, s.arch
         ORDER BY min(s.position)
     """
-    out = Path(out).expanduser().resolve()
-    if not out.parent.exists():
-        raise UsageError(f"Cannot write {out}: folder {out.parent} does not exist.")
-    tmp = out.with_name(out.name + ".tmp")
-    store.con.execute(f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET)")
-    os.replace(tmp, out)
+    meta = {
+        "nasfilter.run": json.dumps(run, sort_keys=True, default=str),
+        "nasfilter.metrics": json.dumps(metrics, sort_keys=True, default=str),
+        "nasfilter.version": __version__,
+    }
+    kv = ", ".join(f"'{_sql_str(k)}': '{_sql_str(v)}'" for k, v in meta.items())
+    tmp: Path | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        store.con.execute(
+            f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET, KV_METADATA {{{kv}}})"
+        )
+        os.replace(tmp, out)
+    except (OSError, duckdb.Error) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UsageError(f"Cannot write {out}: {_sentence(why)}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     row = store.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(str(out))}')").fetchone()
     return int(row[0]) if row else 0
+
+
+def _check_export_target(store: Store, out: Path, force: bool) -> None:
+    """Refuse a folder, a missing folder, the open database or its WAL (even with
+    ``force``), and an existing file unless ``force``."""
+    if out.is_dir():
+        raise UsageError(
+            f"Cannot write {out}: it is a folder.",
+            f"Pass a file name, e.g. --out {out / 'run.parquet'}.",
+        )
+    if not out.parent.is_dir():
+        raise UsageError(f"Cannot write {out}: folder {out.parent} does not exist.")
+    db = Path(store.path).resolve()
+    protected = [db, db.with_name(db.name + ".wal")]
+    if out in protected or any(
+        out.exists() and p.exists() and os.path.samefile(out, p) for p in protected
+    ):
+        raise UsageError(
+            f"Refusing to write the export onto the database {db} itself (or its WAL).",
+            "Pass another --out FILE.parquet.",
+        )
+    if out.exists() and not force:
+        raise UsageError(
+            f"{out} already exists; nothing was written.",
+            "Pass --force to replace it, or another --out FILE.parquet.",
+        )
 
 
 def _sql_str(s: str) -> str:

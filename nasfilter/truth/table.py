@@ -76,7 +76,7 @@ def _csv_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
         except StopIteration:
             raise DataError(f"{path} is empty.") from None
         except csv.Error as e:
-            raise DataError(f"Cannot parse {path} as CSV: {e}.") from None
+            raise DataError(f"Cannot parse {path} as CSV: {_clause(str(e))}.") from None
         header = [h.strip() for h in header]
         idx = []
         for c in columns:
@@ -94,7 +94,9 @@ def _csv_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
                 vals = [rec[i] if i < len(rec) else None for i in idx]
                 yield _Row(f"line {start}", *vals)
         except csv.Error as e:
-            raise DataError(f"Cannot parse {path} as CSV at line {reader.line_num}: {e}.") from None
+            raise DataError(
+                f"Cannot parse {path} as CSV at line {reader.line_num}: {_clause(str(e))}."
+            ) from None
 
 
 def _parquet_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
@@ -103,7 +105,7 @@ def _parquet_rows(path: Path, columns: list[str]) -> Iterator[_Row]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ...
-        raise DataError(f"Cannot read {path} as Parquet: {e}.") from None
+        raise DataError(f"Cannot read {path} as Parquet: {_clause(str(e))}.") from None
     names = pf.schema_arrow.names
     for c in columns:
         if c not in names:
@@ -130,9 +132,15 @@ def _number(v: Any) -> float | None:
 
 
 def _validate(
-    rows: Iterator[_Row], space_name: str, dataset: str, split: str, million_costs: bool
+    rows: Iterator[_Row],
+    space_name: str,
+    dataset: str,
+    split: str,
+    million_costs: bool,
+    scale: float = 1.0,
 ) -> tuple[TruthBatch, list[str], int]:
-    """Validated rows as a batch, the bad-row messages (all of them) and the row count."""
+    """Validated rows as a batch, the bad-row messages (all of them) and the row count;
+    ``scale`` multiplies every accuracy before it is checked (100 for fractions)."""
     from nasfilter.spaces import get_space
 
     space = get_space(space_name)
@@ -150,8 +158,10 @@ def _validate(
             try:
                 arch = space.canonical(str(r.arch).strip())
             except InvalidArchitectureError as e:
-                problems.append(e.message)
+                problems.append(e.message.rstrip(". "))
         acc = _number(r.accuracy)
+        if acc is not None:
+            acc *= scale
         if acc is None:
             problems.append(f"accuracy {r.accuracy!r} is not a finite number")
         elif not 0.0 <= acc <= 100.0:
@@ -172,8 +182,14 @@ def _validate(
     return batch, bad, total
 
 
+def _clause(text: str) -> str:
+    """A message as a clause inside a sentence: one line, no full stop at the end."""
+    lines = str(text).strip().splitlines()
+    return (lines[0] if lines else "").strip().rstrip(". ")
+
+
 def _refuse(path: Path | str, bad: list[str], total: int) -> DataError:
-    shown = "; ".join(bad[:MAX_REPORTED])
+    shown = "; ".join(_clause(b) for b in bad[:MAX_REPORTED])
     more = f" (and {len(bad) - MAX_REPORTED} more)" if len(bad) > MAX_REPORTED else ""
     return DataError(
         f"{path}: {len(bad):,} of {total:,} rows are bad, nothing was imported: {shown}{more}.",
@@ -190,10 +206,20 @@ def import_table(
     acc_col: str,
     split: str = "valid",
     source: str | None = None,
+    scale: float | None = None,
 ) -> LoadSummary:
-    """Validate a whole CSV/Parquet file and upsert it in one transaction."""
+    """Validate a whole CSV/Parquet file and upsert it in one transaction.
+
+    Accuracies are percent. ``scale`` multiplies each one first (100 for fractions). Without
+    it, a file whose accuracies all lie in [0, 1] is refused as probably fractions.
+    """
     from nasfilter.spaces import get_space
 
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(
+            f"--scale must be a positive number, not {scale:g}.",
+            "Pass 100 for fractions (0.93 -> 93%), or 1.",
+        )
     started = time.perf_counter()
     space_name = get_space(space).name
     dataset = canonical_dataset(dataset)
@@ -211,11 +237,19 @@ def import_table(
             f"Cannot tell the format of {p}.",
             f"Name it *.csv (or {', '.join(CSV_SUFFIXES[1:])}) or *.parquet.",
         )
-    batch, bad, total = _validate(rows, space_name, dataset, split, million_costs=False)
+    batch, bad, total = _validate(
+        rows, space_name, dataset, split, million_costs=False, scale=scale or 1.0
+    )
     if bad:
         raise _refuse(p, bad, total)
     if not len(batch):
         raise DataError(f"{p} has no data rows.")
+    if scale is None and max(batch.accuracy) <= 1.0:
+        raise UsageError(
+            f"{p}: all {len(batch):,} accuracies lie in [0, 1], so they look like fractions, "
+            "but nasfilter stores percent. Nothing was imported.",
+            "Pass --scale 100 to store them as percent, or --scale 1 to store them as they are.",
+        )
     resolved = str(p.resolve())
     settings = {
         "file": resolved,
@@ -226,6 +260,7 @@ def import_table(
         "split": split,
         "rows_read": total,
         "accuracy_unit": "percent",
+        "scale": scale or 1.0,
     }
     return write_truth(store, "import", space_name, source or p.name, settings, batch, started)
 

@@ -71,7 +71,7 @@ def flops(probe: ModelProbe, ctx: ScoreContext) -> float:
     higher_is_better=False,
     figure="params",
     analytic=FIGURE,
-    figure_scale=lambda ctx: ctx.bytes_per_param / 1000.0,
+    figure_transform=lambda params, ctx: params * ctx.bytes_per_param / 1000.0,
     description="params x bytes per parameter / 1000 (default 1 byte: int8 deployment)",
     unit="kB",
 )

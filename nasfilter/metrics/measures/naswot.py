@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from nasfilter.errors import UsageError
 from nasfilter.metrics.registry import Score, ScoreContext, metric
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,8 +62,33 @@ def naswot(probe: ModelProbe, ctx: ScoreContext) -> Score:
 
 
 def naswot_score(model: Any, inputs: Any, bn_mode: str = "batch") -> float:
-    """NASWOT score of any module on ``inputs`` (K, C, H, W); -inf when K_H is singular."""
-    from nasfilter.metrics.probe import ModelProbe
+    """NASWOT score of any module on ``inputs`` (K, C, H, W); -inf when K_H is singular.
 
-    probe = ModelProbe(model, inputs, want_kernel=True, bn_mode=bn_mode)
-    return score_kernel(probe.kernel()).value
+    ``UsageError`` unless the batch holds K >= 2 samples: for K = 1, K_H is the 1 x 1
+    matrix [N_A] and log|K_H| = log N_A says nothing a ReLU count does not. A (C, H, W)
+    tensor for a network with 2-d convolutions is one sample, so it is refused too.
+    """
+    import torch
+
+    from nasfilter.metrics.probe import ModelProbe
+    from nasfilter.metrics.shapes import batch_shape, run_checked
+
+    if not isinstance(inputs, torch.Tensor):
+        raise UsageError(
+            f"naswot needs the inputs as a torch tensor (K, C, H, W), not {type(inputs).__name__}."
+        )
+    shape = batch_shape(model, tuple(inputs.shape), what="inputs.shape")
+    k = shape[0]
+    if k < 2:
+        one = (
+            f"a single (C, H, W) sample of shape {tuple(inputs.shape)}"
+            if len(shape) != inputs.dim()
+            else "a batch of K = 1"
+        )
+        raise UsageError(
+            f"naswot compares the samples of a batch and needs K >= 2 of them; got {one} "
+            "(with K = 1, log|K_H| is just log N_A).",
+            "Pass a (K, C, H, W) batch with K >= 2, e.g. K = 128 as the NASWOT paper.",
+        )
+    probe = ModelProbe(model, inputs.reshape(shape), want_kernel=True, bn_mode=bn_mode)
+    return run_checked(model, shape, lambda: score_kernel(probe.kernel()).value)

@@ -1,0 +1,7 @@
+-- 003: analysis macros (historical).
+-- Applied once, in order, by nasfilter.store; recorded in schema_migrations.
+--
+-- This migration used to create the analysis macros. They now live in the plain file
+-- nasfilter/sql/analysis.sql, which the store runs (CREATE OR REPLACE) on every writable
+-- open after the migrations, so that a fix to a macro needs no migration. Databases that
+-- applied the old 003 keep its version record; their macros are replaced by that file.
