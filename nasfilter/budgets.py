@@ -45,7 +45,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #: budget field -> the metric (figure) it bounds
 BOUNDED: dict[str, str] = {"max_kb": "size_kb", "max_ram_kb": "peak_ram_kb", "max_macs": "macs"}
 #: the CLI flag of each budget field
-FLAGS: dict[str, str] = {"max_kb": "--max-kb", "max_ram_kb": "--max-ram-kb", "max_macs": "--max-macs"}
+FLAGS: dict[str, str] = {
+    "max_kb": "--max-kb",
+    "max_ram_kb": "--max-ram-kb",
+    "max_macs": "--max-macs",
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,12 @@ BUDGETS: dict[str, Budget] = {
         Budget("munas-cifar10", 75, 75, 30_000_000, 0.18, "cifar10", _SRC.format("cifar10")),
         Budget("munas-mnist", 4.5, 2.5, 30_000_000, 0.035, "mnist", _SRC.format("mnist")),
         Budget(
-            "munas-speech-commands", 40, 60, 20_000_000, 0.085, "speech-commands",
+            "munas-speech-commands",
+            40,
+            60,
+            20_000_000,
+            0.085,
+            "speech-commands",
             _SRC.format("speech_commands"),
         ),  # fmt: skip
         Budget("munas-chars74k", 20, 10, 1_000_000, 0.30, "chars74k", _SRC.format("chars74k")),

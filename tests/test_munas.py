@@ -7,7 +7,7 @@ import itertools
 import random
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -300,7 +300,7 @@ def peak_memory_usage_reference(output: _T) -> int:
     def size_of(ts: frozenset[_T] | set[_T]) -> int:
         return sum(x.size for x in ts if occupies(x))
 
-    @lru_cache(maxsize=None)
+    @cache
     def mem(tensors: frozenset[_T]) -> tuple[int, tuple[_Op, ...]]:
         constants = [t for t in tensors if t.producer is None]
         if constants:
@@ -321,9 +321,7 @@ def peak_memory_usage_reference(output: _T) -> int:
             def last_use(i: _T, ops: tuple[_Op, ...] = ops, t: _T = t) -> bool:
                 return all(o in ops for o in i.consumers if o is not t.producer)
 
-            if t.producer.kind == "add" and any(
-                i.shape == t.shape and last_use(i) for i in inputs
-            ):
+            if t.producer.kind == "add" and any(i.shape == t.shape and last_use(i) for i in inputs):
                 cur = size_of(new)
             else:
                 cur = size_of(new | {t})
@@ -434,7 +432,7 @@ def _lattice(j: int, chains: tuple[tuple[int, ...], ...]) -> int:
     """Every order of a group, by brute force over the lattice of chain positions."""
     lens = tuple(len(c) for c in chains)
 
-    @lru_cache(maxsize=None)
+    @cache
     def f(p: tuple[int, ...]) -> int:
         if p == lens:
             return 0
@@ -454,7 +452,10 @@ def test_group_peak_equals_muNAS_and_brute_force_on_random_graphs() -> None:
     for _ in range(300):
         k = rng.randint(2, 4)
         chains = tuple(
-            tuple(rng.choice([rng.randint(1, 20), rng.randint(1, 400)]) for _ in range(rng.randint(1, 4)))
+            tuple(
+                rng.choice([rng.randint(1, 20), rng.randint(1, 400)])
+                for _ in range(rng.randint(1, 4))
+            )
             for _ in range(k)
         )
         j = rng.choice([rng.randint(1, 20), rng.randint(1, 400)])

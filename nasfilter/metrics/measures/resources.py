@@ -59,8 +59,8 @@ def count_macs(model: Any, x: Any) -> int:
         total[0] += out.numel() * mod.in_features
 
     def pool_hook(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
-        k = mod.kernel_size  # type: ignore[attr-defined]
-        kh, kw = (k, k) if isinstance(k, int) else k
+        k: Any = mod.kernel_size
+        kh, kw = (k, k) if isinstance(k, int) else tuple(k)
         total[0] += out.numel() * kh * kw
 
     def adaptive_hook(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:

@@ -131,7 +131,7 @@ def analyse(arch: Arch, height: int, width: int, channels: int, classes: int) ->
 
     for b, block in enumerate(arch.blocks):
         if block.parallel:
-            target = main_channels(arch.blocks, b, channels)
+            target = main_channels(arch.blocks, b, channels) or channels
             y = li
             chain: list[int] = []
             last = len(block.layers) - 1

@@ -110,7 +110,8 @@ def group_peak(j: int, chains: Sequence[Sequence[int]]) -> int:
     if j == 0:  # rule 1 on whole chains
         peak = t = 0
         for _, a, b in sorted(
-            (_rank(a, b), a, b) for r, lst in zip(chains, rest, strict=True)
+            (_rank(a, b), a, b)
+            for r, lst in zip(chains, rest, strict=True)
             for a, b in blocks([(r[0], r[0]), *lst])
         ):
             if t + a > peak:

@@ -287,7 +287,7 @@ def _edit_layer(i: int, j: int, edit: Callable[[Layer, _Draws], Layer]) -> Morph
 
 
 def _toggle(field: str) -> Callable[[Layer, _Draws], Layer]:
-    return lambda layer, d: layer._replace(**{field: not getattr(layer, field)})
+    return lambda layer, d: layer._replace(**{field: not getattr(layer, field)})  # type: ignore[arg-type]
 
 
 def _new_type(kind: str) -> Callable[[Layer, _Draws], Layer]:
