@@ -248,9 +248,14 @@ def _spaces_with(figure: str) -> list[str]:
 def check_arch(
     space: Space, arch: str, budget: Budget, shape: DatasetShape | None = None
 ) -> BudgetCheck:
-    """Check one architecture of a space with analytic figures against ``budget``."""
+    """Check one architecture of a space with analytic figures against ``budget`` at
+    ``shape`` (default: the budget's own shape when the space builds at it, else the
+    space's default shape)."""
     require_figures(space, budget, analytic_only=True)
-    return budget.check(space.costs(arch, shape if shape is not None else space.shape(None)))
+    if shape is None:
+        own = budget.shape if budget.shape in space.shapes else None
+        shape = space.shape(own)
+    return budget.check(space.costs(arch, shape))
 
 
 __all__ = [

@@ -57,11 +57,24 @@ SHAPES = (
 FIGURES = ("params", "flops", "relu_count", "macs", "peak_ram_kb")
 
 
+_FIGURES: dict[tuple[str, DatasetShape], Figures] = {}
+_FIGURES_MAX = 1 << 15
+
+
 def figures_of(arch: str | Arch, shape: DatasetShape) -> Figures:
-    """Every analytic figure of a munas architecture (identity string or parsed)."""
-    a = parse_arch(arch) if isinstance(arch, str) else arch
+    """Every analytic figure of a munas architecture (identity string or parsed).
+
+    Memoised by (identity, shape): the engine asks once per metric."""
+    if isinstance(arch, str):
+        key = (arch, shape)
+        got = _FIGURES.get(key)
+        if got is None:
+            if len(_FIGURES) >= _FIGURES_MAX:
+                _FIGURES.clear()
+            got = _FIGURES[key] = figures_of(parse_arch(arch), shape)
+        return got
     h, w = shape.hw
-    return analyse(a, h, w, shape.channels, shape.num_classes)
+    return analyse(arch, h, w, shape.channels, shape.num_classes)
 
 
 @register_space
@@ -119,9 +132,14 @@ class MunasSpace(Space):
         return tuple(out)
 
     # -- budgets (the piece of budgeted search that belongs to the space) -----------------
+    def _budget_shape(self, budget: Budget, shape: DatasetShape | None) -> DatasetShape:
+        """``shape``, else the shape the budget was set for, else the default shape."""
+        return self.shape(shape if shape is not None else budget.shape)
+
     def feasible(self, arch: str, budget: Budget, shape: DatasetShape | None = None) -> bool:
-        """Whether ``arch`` meets the resource bounds of ``budget`` at ``shape``."""
-        return budget.check(self.costs(arch, self.shape(shape))).ok
+        """Whether ``arch`` meets the resource bounds of ``budget`` at ``shape`` (default:
+        the budget's own shape, else the space's default)."""
+        return budget.check(self.costs(arch, self._budget_shape(budget, shape))).ok
 
     def sample_feasible(
         self,
@@ -137,7 +155,7 @@ class MunasSpace(Space):
         from nasfilter.errors import SampleSizeError
 
         self.check_sample_size(n)
-        sh = self.shape(shape)
+        sh = self._budget_shape(budget, shape)
         rng = np.random.default_rng(seed)
         limit = max_draws if max_draws is not None else 1000 * n
         out: dict[str, None] = {}
@@ -166,7 +184,7 @@ class MunasSpace(Space):
         """A mutation of ``arch`` that meets the budget: up to ``tries`` mutations of
         the same parent are drawn and the first feasible child returned; None if every
         one was infeasible (the caller then picks another parent)."""
-        sh = self.shape(shape)
+        sh = self._budget_shape(budget, shape)
         for _ in range(tries):
             child = self.mutate(arch, rng)
             if budget.check(self.costs(child, sh)).ok:

@@ -23,7 +23,6 @@ tests/test_munas.py holds these equal to measurements of the built network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from nasfilter.spaces.munas.genome import Arch, Layer, main_channels
 from nasfilter.spaces.munas.memory import Group, peak_memory
@@ -108,7 +107,6 @@ def _tie_up(
     return (mh, mw, c), cost
 
 
-@lru_cache(maxsize=8192)
 def analyse(arch: Arch, height: int, width: int, channels: int, classes: int) -> Figures:
     """Every analytic figure of ``arch`` at an input of (height, width, channels)."""
     n = _Counter()
