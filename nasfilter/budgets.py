@@ -252,10 +252,80 @@ def check_arch(
     ``shape`` (default: the budget's own shape when the space builds at it, else the
     space's default shape)."""
     require_figures(space, budget, analytic_only=True)
-    if shape is None:
-        own = budget.shape if budget.shape in space.shapes else None
-        shape = space.shape(own)
-    return budget.check(space.costs(arch, shape))
+    return budget.check(space.costs(arch, budget_shape(space, budget, shape)))
+
+
+def budget_shape(space: Space, budget: Budget, shape: DatasetShape | None = None) -> DatasetShape:
+    """``shape``, else the budget's own shape when the space builds at it, else the
+    space's default shape."""
+    if shape is not None:
+        return space.shape(shape)
+    return space.shape(budget.shape if budget.shape in space.shapes else None)
+
+
+def sample_feasible(
+    space: Space,
+    n: int,
+    seed: int,
+    budget: Budget,
+    shape: DatasetShape | None = None,
+    max_draws: int | None = None,
+) -> list[str]:
+    """``n`` distinct architectures of ``space`` that meet ``budget`` (rejection sampling
+    on the space's analytic figures): the first ones in the space's own seeded order
+    (``draw`` for sampling-only spaces, a seeded permutation for enumerable ones).
+    SampleSizeError after ``max_draws`` candidates (default 1000 per architecture)."""
+    import numpy as np
+
+    from nasfilter.errors import SampleSizeError
+
+    require_figures(space, budget, analytic_only=True)
+    space.check_sample_size(n)
+    sh = budget_shape(space, budget, shape)
+    limit = max_draws if max_draws is not None else 1000 * n
+    rng = np.random.default_rng(seed)
+    if space.enumerable and space.size is not None:
+        order = rng.permutation(space.size)
+        candidates: Any = (space.unrank(int(i)) for i in order)
+    else:
+        candidates = (space.draw(rng) for _ in iter(int, 1))
+    out: dict[str, None] = {}
+    draws = 0
+    for arch in candidates:
+        if len(out) == n:
+            break
+        if draws == limit:
+            break
+        draws += 1
+        if arch not in out and budget.check(space.costs(arch, sh)).ok:
+            out[arch] = None
+    if len(out) < n:
+        raise SampleSizeError(
+            f"Only {len(out):,} of {draws:,} {space.name} architectures met the budget "
+            f"{budget.describe()} at the {sh.name} shape.",
+            "Loosen the budget or ask for fewer architectures.",
+        )
+    return list(out)
+
+
+def mutate_feasible(
+    space: Space,
+    arch: str,
+    rng: Any,
+    budget: Budget,
+    shape: DatasetShape | None = None,
+    tries: int = 100,
+) -> str | None:
+    """A mutation of ``arch`` that meets ``budget``: up to ``tries`` mutations of the same
+    parent, the first feasible one; None when all were infeasible (the search then takes
+    another parent). Infeasible children are rejected, never scored."""
+    require_figures(space, budget, analytic_only=True)
+    sh = budget_shape(space, budget, shape)
+    for _ in range(tries):
+        child = space.mutate(arch, rng)
+        if budget.check(space.costs(child, sh)).ok:
+            return child
+    return None
 
 
 __all__ = [
@@ -265,8 +335,11 @@ __all__ = [
     "Budget",
     "BudgetCheck",
     "Violation",
+    "budget_shape",
     "check_arch",
     "get_budget",
     "make_budget",
+    "mutate_feasible",
     "require_figures",
+    "sample_feasible",
 ]

@@ -585,6 +585,21 @@ def test_feasible_sampling_and_mutation_meet_the_budget() -> None:
     assert SP.mutate_feasible(archs[0], rng, tiny, tries=5) is None
 
 
+def test_budgeted_sampling_and_mutation_work_for_any_space_with_the_figures() -> None:
+    from nasfilter.budgets import mutate_feasible, sample_feasible
+
+    sss = get_space("nats-sss")
+    b = Budget(max_kb=60)  # 60,000 parameters at one byte each
+    archs = sample_feasible(sss, 25, seed=2, budget=b)
+    assert len(set(archs)) == 25
+    assert all(0 < sss.costs(a).params <= 60_000 for a in archs)  # type: ignore[operator]
+    assert archs == sample_feasible(sss, 25, seed=2, budget=b)
+    child = mutate_feasible(sss, archs[0], np.random.default_rng(0), b)
+    assert child is not None and child != archs[0] and sss.costs(child).params <= 60_000  # type: ignore[operator]
+    with pytest.raises(UsageError, match="no peak_ram_kb"):
+        sample_feasible(sss, 5, seed=2, budget=get_budget("munas-cifar10"))
+
+
 # -- imports ----------------------------------------------------------------------------------
 
 

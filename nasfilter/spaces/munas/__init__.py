@@ -132,14 +132,12 @@ class MunasSpace(Space):
         return tuple(out)
 
     # -- budgets (the piece of budgeted search that belongs to the space) -----------------
-    def _budget_shape(self, budget: Budget, shape: DatasetShape | None) -> DatasetShape:
-        """``shape``, else the shape the budget was set for, else the default shape."""
-        return self.shape(shape if shape is not None else budget.shape)
-
     def feasible(self, arch: str, budget: Budget, shape: DatasetShape | None = None) -> bool:
         """Whether ``arch`` meets the resource bounds of ``budget`` at ``shape`` (default:
         the budget's own shape, else the space's default)."""
-        return budget.check(self.costs(arch, self._budget_shape(budget, shape))).ok
+        from nasfilter.budgets import budget_shape
+
+        return budget.check(self.costs(arch, budget_shape(self, budget, shape))).ok
 
     def sample_feasible(
         self,
@@ -150,28 +148,10 @@ class MunasSpace(Space):
         max_draws: int | None = None,
     ) -> list[str]:
         """The first ``n`` distinct draws (generator seeded by ``seed``) that meet the
-        budget (rejection sampling); SampleSizeError after ``max_draws`` draws
-        (default 1000 per architecture asked for)."""
-        from nasfilter.errors import SampleSizeError
+        budget (``nasfilter.budgets.sample_feasible``)."""
+        from nasfilter.budgets import sample_feasible
 
-        self.check_sample_size(n)
-        sh = self._budget_shape(budget, shape)
-        rng = np.random.default_rng(seed)
-        limit = max_draws if max_draws is not None else 1000 * n
-        out: dict[str, None] = {}
-        draws = 0
-        while len(out) < n:
-            if draws == limit:
-                raise SampleSizeError(
-                    f"Only {len(out):,} of {draws:,} munas draws met the budget "
-                    f"{budget.describe()} at the {sh.name} shape.",
-                    "Loosen the budget or ask for fewer architectures.",
-                )
-            draws += 1
-            a = self.draw(rng)
-            if a not in out and budget.check(self.costs(a, sh)).ok:
-                out[a] = None
-        return list(out)
+        return sample_feasible(self, n, seed, budget, shape, max_draws)
 
     def mutate_feasible(
         self,
@@ -181,15 +161,11 @@ class MunasSpace(Space):
         shape: DatasetShape | None = None,
         tries: int = 100,
     ) -> str | None:
-        """A mutation of ``arch`` that meets the budget: up to ``tries`` mutations of
-        the same parent are drawn and the first feasible child returned; None if every
-        one was infeasible (the caller then picks another parent)."""
-        sh = self._budget_shape(budget, shape)
-        for _ in range(tries):
-            child = self.mutate(arch, rng)
-            if budget.check(self.costs(child, sh)).ok:
-                return child
-        return None
+        """A mutation of ``arch`` that meets the budget, or None after ``tries``
+        infeasible ones (``nasfilter.budgets.mutate_feasible``)."""
+        from nasfilter.budgets import mutate_feasible
+
+        return mutate_feasible(self, arch, rng, budget, shape, tries)
 
     # -- costs and networks ---------------------------------------------------------------
     def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
