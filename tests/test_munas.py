@@ -409,6 +409,25 @@ def test_peak_ram_matches_muNAS_algorithm_on_the_graph_of_built_networks() -> No
     assert checked == 24
 
 
+@pytest.mark.parametrize(
+    ("arch", "shape"),
+    [
+        ("c1x4;c1x6|c3s2/-/10", "cifar10"),  # the branch is zero-padded 15x15 -> 16x16
+        # 49x40 input: no addend has both the largest height and width: not in place
+        ("c1x50br,d7r|mc1x116r,c1x74r,mc1r;d3s2br|c5s2br/a6/255,254,167", "speech-commands"),
+    ],
+)
+def test_peak_ram_with_padding_and_an_addition_not_in_place(arch: str, shape: str) -> None:
+    sh = get_shape(shape)
+    f = figures_of(arch, sh)
+    with torch.device("meta"):
+        net = SP.build(arch, sh)
+    assert peak_memory_usage_reference(resource_graph_of(net, sh)) == f.peak_ram_bytes
+    g = next(g for g in f.groups if len(g.chains) > 1)
+    in_place = g.add_cost == sum(c[-1] for c in g.chains)
+    assert in_place == (shape == "cifar10")
+
+
 def _group_graph(j: int, chains: tuple[tuple[int, ...], ...], in_place: bool) -> _T:
     """A synthetic µNAS graph for one group: a producer of J (size j), chains of
     operators with the given output sizes, an addition (in place when asked)."""
