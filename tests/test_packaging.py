@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_migrations_live_at_the_top_level_and_are_what_the_store_applies() -> None:
     files = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
-    assert files == ["001_core.sql", "002_truth.sql", "003_analysis.sql", "004_search.sql", "005_scorer.sql"]
+    assert files == [
+        "001_core.sql", "002_truth.sql", "003_analysis.sql", "004_search.sql", "005_scorer.sql",
+    ]  # fmt: skip
     assert not (ROOT / "nasfilter" / "migrations").exists()
     shipped = {f"{v:03d}_{n}.sql": sql for v, n, sql in migrations()}
     assert sorted(shipped) == files
