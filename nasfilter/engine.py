@@ -68,7 +68,7 @@ class ScoreRequest:
     mu: float = 0.2
     sigma: float = 0.4
     explicit: bool = False  # candidates come from a caller, given to execute(archs=...)
-    batch_rows: int = 100_000
+    batch_rows: int = 1_000_000
     flush_seconds: float = 5.0
 
 
@@ -271,11 +271,12 @@ def execute(
     run_id: int,
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int, int], None] | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = 1_000_000,
     flush_seconds: float = 5.0,
     archs: Sequence[str] | None = None,
     scorer: Any = None,
     chunk_size: int = 4096,
+    release_seconds: float = 5.0,
 ) -> RunSummary:
     """Score every architecture of run ``run_id`` not yet stored; mark the run completed.
 
@@ -321,7 +322,7 @@ def execute(
         raise
     store.set_run_status(run_id, "running", finished=False)
     store.release()
-    last_flush = last_report = time.perf_counter()
+    last_flush = last_report = last_release = time.perf_counter()
     space = settings.space
     with interruptible():
         try:
@@ -339,8 +340,10 @@ def execute(
                         reported, last_report = scored, now
                     if writer.pending >= batch_rows or now - last_flush > flush_seconds:
                         writer.flush()
-                        store.release()
                         last_flush = now
+                        if now - last_release > release_seconds:
+                            store.release()
+                            last_release = now
             for res in scorer.map(todo) if todo and scorer.builds else ():
                 with critical():  # an architecture's rows are buffered together
                     writer.add_result(space, res)
@@ -353,8 +356,10 @@ def execute(
                     reported, last_report = scored, now
                 if writer.pending >= batch_rows or now - last_flush > flush_seconds:
                     writer.flush()
-                    store.release()
                     last_flush = now
+                    if now - last_release > release_seconds:
+                        store.release()
+                        last_release = now
             writer.flush()
             if on_progress and scored > reported:
                 on_progress(scored - reported)

@@ -197,9 +197,25 @@ class Space(ABC):
         self, archs: Sequence[str], dataset: DatasetShape | None = None
     ) -> dict[str, np.ndarray]:
         """Every figure of ``figures`` for many architectures at once: float64 arrays in
-        the order of ``archs`` (NaN where a figure is missing). The default loops over
-        ``costs``; spaces with a vectorized form (a table of the whole space) override it.
-        Raises what ``costs`` raises for a malformed identity."""
+        the order of ``archs`` (NaN where a figure is missing). Raises what ``costs``
+        raises for a malformed identity.
+
+        The last result is kept, so the several metrics of one chunk (relu_count, params,
+        size_kb, ...) share one computation. Spaces with a vectorized form (a table of
+        the whole space) override ``_costs_many``.
+        """
+        key = (dataset, tuple(archs))
+        last = self.__dict__.get("_costs_many_last")
+        if last is not None and last[0] == key:
+            return last[1]  # type: ignore[no-any-return]
+        out = self._costs_many(key[1], dataset)
+        self.__dict__["_costs_many_last"] = (key, out)
+        return out
+
+    def _costs_many(
+        self, archs: Sequence[str], dataset: DatasetShape | None = None
+    ) -> dict[str, np.ndarray]:
+        """``costs_many`` without the memo: loops over ``costs``."""
         out = {f: np.empty(len(archs), dtype=np.float64) for f in self.figures}
         for i, a in enumerate(archs):
             c = self.costs(a, dataset)

@@ -638,6 +638,9 @@ class BatchWriter:
             "pass_seconds": [],
         }
         self._list: dict[str, list[Any]] = {"position": [], "arch": []}
+        self._chunk_scores: list[Any] = []  # Arrow tables of add_chunk
+        self._chunk_archs: list[Any] = []
+        self._chunk_rows = 0
 
     def add_architecture(
         self, space: str, arch: str, params: int | None, flops: int | None
@@ -676,38 +679,62 @@ class BatchWriter:
             self._list["arch"].append(res.arch)
 
     def add_chunk(self, space: str, chunk: Any) -> None:
-        """Every row of a ``ChunkResult`` (many architectures, by column)."""
-        import math as _math
+        """Every row of a ``ChunkResult`` (many architectures, by column), kept as Arrow
+        tables until the flush (no per-row Python objects)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         n = len(chunk)
-        a = self._archs
-        a["space"].extend([space] * n)
-        a["arch"].extend(chunk.archs)
-        for key, arr in (("params", chunk.params), ("flops", chunk.flops)):
+        if n == 0:
+            return
+        archs = pa.array(chunk.archs, pa.string())
+
+        def counts(arr: Any) -> Any:
             if arr is None:
-                a[key].extend([None] * n)
-            else:
-                a[key].extend(None if _math.isnan(v) else int(v) for v in arr.tolist())
-        a["size_kb"].extend(None if p is None else p / 1000.0 for p in a["params"][-n:])
-        s = self._scores
+                return pa.nulls(n, pa.int64())
+            a = np.asarray(arr, dtype=np.float64)
+            return pa.array(np.nan_to_num(a).astype(np.int64), pa.int64(), mask=np.isnan(a))
+
+        params = counts(chunk.params)
+        self._chunk_archs.append(
+            pa.table(
+                {
+                    "space": pa.array([space] * n, pa.string()),
+                    "arch": archs,
+                    "params": params,
+                    "flops": counts(chunk.flops),
+                    "size_kb": pc.divide(pc.cast(params, pa.float64()), 1000.0),
+                }
+            )
+        )
+        positions = pa.array(chunk.positions, pa.int64())
+        run_ids = pa.array(np.full(n, self.run_id, dtype=np.int32), pa.int32())
         for name, (values, statuses, seconds) in chunk.columns.items():
-            s["run_id"].extend([self.run_id] * n)
-            s["arch"].extend(chunk.archs)
-            s["metric"].extend([name] * n)
-            s["position"].extend(chunk.positions)
-            s["value"].extend(values.tolist())
-            s["status"].extend(statuses)
-            s["seconds"].extend([seconds] * n)
+            self._chunk_scores.append(
+                pa.table(
+                    {
+                        "run_id": run_ids,
+                        "arch": archs,
+                        "metric": pa.array([name] * n, pa.string()),
+                        "position": positions,
+                        "value": pa.array(np.asarray(values, dtype=np.float64), pa.float64()),
+                        "status": pa.array(statuses, pa.string()),
+                        "seconds": pa.array(np.full(n, seconds, dtype=np.float64), pa.float64()),
+                    }
+                )
+            )
+            self._chunk_rows += n
 
     @property
     def pending(self) -> int:
-        return len(self._scores["arch"])
+        return len(self._scores["arch"]) + self._chunk_rows
 
     def flush(self) -> int:
         import pyarrow as pa
 
         n = self.pending
-        if n == 0 and not self._archs["arch"]:
+        if n == 0 and not self._archs["arch"] and not self._chunk_archs:
             return 0
         scores = pa.table(
             {
@@ -737,6 +764,9 @@ class BatchWriter:
                 "pass_seconds": pa.array(self._timings["pass_seconds"], pa.float64()),
             }
         )
+        if self._chunk_scores:
+            scores = pa.concat_tables([scores, *self._chunk_scores])
+            archs = pa.concat_tables([archs, *self._chunk_archs])
         listed = pa.table(
             {
                 "run_id": pa.array([self.run_id] * len(self._list["arch"]), pa.int32()),

@@ -250,17 +250,34 @@ class NB101(Space):
             got = self._all_costs[shape] = costs_arrays(enumeration.table().keys, shape)
         return got
 
-    def costs_many(
+    def _costs_many(
         self, archs: Sequence[str], dataset: DatasetShape | None = None
     ) -> dict[str, np.ndarray]:
-        """The figures of many cells from the whole-space table (``all_costs``), by rank;
-        identities not in canonical form are parsed one by one."""
+        """The figures of many cells from the whole-space table (``all_costs``): by an
+        identity -> position index for large batches (built once, from the enumeration),
+        else by rank; identities not in canonical form are parsed one by one."""
         table = self.all_costs(dataset)
         try:
-            idx = np.fromiter((self.rank(a) for a in archs), dtype=np.int64, count=len(archs))
+            if len(archs) >= 2048:
+                index = self._identity_index()
+                idx = np.fromiter((index[a] for a in archs), dtype=np.int64, count=len(archs))
+            else:
+                t = enumeration.table()
+                idx = np.fromiter(
+                    (t.rank(self.parse(a)) for a in archs), dtype=np.int64, count=len(archs)
+                )
         except Exception:  # noqa: BLE001 - fall back to the per-cell path (and its errors)
-            return super().costs_many(archs, dataset)
+            return super()._costs_many(archs, dataset)
         return {f: table[f][idx].astype(np.float64) for f in self.figures}
+
+    def _identity_index(self) -> dict[str, int]:
+        """Canonical identity -> enumeration position, for the current table (~60 MB)."""
+        t = enumeration.table()
+        got = self.__dict__.get("_index")
+        if got is None or got[0] is not t:
+            got = (t, {a: i for i, a in enumerate(self.enumerate())})
+            self.__dict__["_index"] = got
+        return got[1]  # type: ignore[no-any-return]
 
     def build(self, arch: str, shape: DatasetShape | int | None = None) -> nn.Module:
         from nasfilter.spaces.nb101.nb101_torch import NB101Network
