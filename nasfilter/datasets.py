@@ -83,6 +83,11 @@ for _s in (
     DatasetShape("cifar100", 100, 32),
     DatasetShape("imagenet16-120", 120, 16),
     DatasetShape("imagenet", 1000, 224),  # NDS's ImageNet networks
+    # µNAS's experiments (eliberis/uNAS dataset/): MNIST; Speech Commands as 49 MFCC frames
+    # x 40 coefficients, 10 words plus silence and unknown; Chars74K EnglishImg at 48 x 48
+    DatasetShape("mnist", 10, 28, channels=1),
+    DatasetShape("speech-commands", 12, 49, channels=1, width=40),
+    DatasetShape("chars74k", 62, 48),
 ):
     register_shape(_s)
 

@@ -86,8 +86,11 @@ def top_candidates(
     mu: float = 0.2,
     sigma: float = 0.4,
     tie_break: str = "first",
+    bounds: dict[str, float] | None = None,
 ) -> TopResult:
-    """Best ``k`` architectures of ``run_id`` by ``metric`` with size_kb <= ``max_kb``.
+    """Best ``k`` architectures of ``run_id`` by ``metric`` with size_kb <= ``max_kb``
+    and every other bounded metric (``bounds``: metric -> at most, e.g. peak_ram_kb, macs,
+    from a ``nasfilter.budgets.Budget``) within its bound.
 
     Direction comes from the run's recorded metric metadata; the rest of the order is
     ``RankRule``'s (see module doc); a metric tie-break must be a metric of the run.
@@ -101,7 +104,19 @@ def top_candidates(
         raise UsageError(f"--k must be at least 1 (got {k}).")
     max_kb = check_budget("--max-kb", max_kb)
     tie_break = check_tie_break(tie_break)
+    bounds = dict(bounds or {})
+    if "size_kb" in bounds:
+        kb = bounds.pop("size_kb")
+        max_kb = kb if max_kb is None else min(max_kb, kb)
     meta = {m["metric"]: m for m in store.run_metrics(run_id)}
+    for name in bounds:
+        if name not in meta:
+            space = store.get_run(run_id)["space"]
+            raise UsageError(
+                f"Run {run_id} has no {name}, so its bound cannot be checked.",
+                f"Score {space} with --metrics ...,{name} (a space that provides it), "
+                "or drop the bound.",
+            )
     for name, what in ((metric, "--metric"), (tie_break, "--tie-break")):
         if what == "--tie-break" and name in TIE_RULES:
             continue
@@ -128,6 +143,13 @@ def top_candidates(
     tie_hib = meta[tie_break]["higher_is_better"] if tie_break not in TIE_RULES else True
     rule = RankRule(meta[metric]["higher_is_better"], tie_break, tie_hib)
     budget = "" if max_kb is None else f"\n  AND z.value <= {max_kb!r}"
+    bound_joins = bound_cols = ""
+    for i, (name, bound) in enumerate(sorted(bounds.items())):
+        bound_joins += (
+            f"\nJOIN scores b{i} ON b{i}.run_id = m.run_id AND b{i}.arch = m.arch "
+            f"AND b{i}.metric = {sql_literal(name)} AND b{i}.value <= {float(bound)!r}"
+        )
+        bound_cols += f", b{i}.value AS {_ident(name)}"
     col = _ident(metric)
     tie_join = tie_col = ""
     if tie_break not in TIE_RULES:
@@ -136,11 +158,12 @@ def top_candidates(
             "\nLEFT JOIN scores t ON t.run_id = m.run_id AND t.arch = m.arch "
             f"AND t.metric = {sql_literal(tie_break)}"
         )
+    joins = bound_joins + tie_join
     select = f"""SELECT m.arch, m.value AS {col}, m.status,
-       CAST(p.value AS BIGINT) AS params, z.value AS size_kb, m.position{tie_col}
+       CAST(p.value AS BIGINT) AS params, z.value AS size_kb, m.position{tie_col}{bound_cols}
 FROM scores m
 JOIN scores p ON p.run_id = m.run_id AND p.arch = m.arch AND p.metric = 'params'
-JOIN scores z ON z.run_id = m.run_id AND z.arch = m.arch AND z.metric = 'size_kb'{tie_join}
+JOIN scores z ON z.run_id = m.run_id AND z.arch = m.arch AND z.metric = 'size_kb'{joins}
 WHERE m.run_id = {int(run_id)} AND m.metric = {sql_literal(metric)}{budget}"""
     if pen is None:
         order = rule.sql_order(
@@ -153,7 +176,7 @@ LIMIT {int(k)}"""
         res = TopResult(_visible(cols), [_strip(r) for r in rows], sql, tie_break=tie_break)
         _tie_group(store, res, select, rows, col_index=1)
         return res
-    return _penalized_top(store, select, metric, k, pen, rule)
+    return _penalized_top(store, select, metric, k, pen, rule, has_tie=bool(tie_col))
 
 
 def _visible(cols: list[str]) -> list[str]:
@@ -182,7 +205,13 @@ def _tie_group(
 
 
 def _penalized_top(
-    store: Store, select: str, metric: str, k: int, pen: dict[str, Any], rule: RankRule
+    store: Store,
+    select: str,
+    metric: str,
+    k: int,
+    pen: dict[str, Any],
+    rule: RankRule,
+    has_tie: bool = False,
 ) -> TopResult:
     from nasfilter.penalties import penalized, penalty_factor
     from nasfilter.ranking import top_indices
@@ -202,7 +231,7 @@ def _penalized_top(
     size_mb = np.array([r[4] for r in rows], dtype=float) / 1000.0
     factor = np.asarray(penalty_factor(name, size_mb, mu, sigma), dtype=float)
     pvals = np.asarray(penalized(values, size_mb, name, mu, sigma), dtype=float)
-    tie_vals = {i: (r[6] if len(r) > 6 else None) for i, r in enumerate(rows)}
+    tie_vals = {i: (r[6] if has_tie else None) for i, r in enumerate(rows)}
     order, group = top_indices(
         RankRule(True, rule.tie_break, rule.tie_higher_is_better),
         [float(v) for v in pvals],

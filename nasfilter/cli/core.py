@@ -15,12 +15,16 @@ from nasfilter.cli.options import (
     BatchOption,
     BnMode,
     BnModeOption,
+    BudgetOption,
     BytesPerParamOption,
     DataDirOption,
     DataOption,
     DbOption,
     DeviceOption,
     FormatOption,
+    MaxKbOption,
+    MaxMacsOption,
+    MaxRamKbOption,
     MuOption,
     PenaltyName,
     RunOption,
@@ -361,9 +365,10 @@ def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
 @app.command()
 def top(
     k: Annotated[int, typer.Option("--k", help="How many candidates.")] = 20,
-    max_kb: Annotated[
-        float | None, typer.Option("--max-kb", help="Keep only networks of at most this size_kb.")
-    ] = None,
+    max_kb: MaxKbOption = None,
+    max_ram_kb: MaxRamKbOption = None,
+    max_macs: MaxMacsOption = None,
+    budget: BudgetOption = None,
     metric: Annotated[str, typer.Option("--metric", help="Rank by this metric.")] = "relu_count",
     penalty: Annotated[
         PenaltyName | None,
@@ -395,15 +400,22 @@ def top(
     value as columns. Ties are broken by --tie-break (default: the first drawn).
     """
     from nasfilter.analysis.top import check_budget, top_candidates
+    from nasfilter.budgets import make_budget, require_figures
     from nasfilter.ranking import check_tie_break
+    from nasfilter.spaces import get_space
     from nasfilter.store import Store
 
     if k < 1:
         raise UsageError(f"--k must be at least 1 (got {k}).")
     check_budget("--max-kb", max_kb)
     check_tie_break(tie_break)
+    bud = make_budget(budget, max_ram_kb=max_ram_kb, max_macs=max_macs)
     with Store.open(db, read_only=True) as store:
         run_id = store.resolve_run(run, kind="score")
+        if bud is not None:
+            require_figures(get_space(store.get_run(run_id)["space"]), bud)
+            if max_kb is None:
+                max_kb = bud.max_kb
         res = top_candidates(
             store,
             run_id,
@@ -414,6 +426,7 @@ def top(
             mu=mu,
             sigma=sigma,
             tie_break=tie_break,
+            bounds={m: b for m, b in (bud.bounds() if bud else {}).items() if m != "size_kb"},
         )
     if show_sql:
         err_console.print(res.sql, markup=False, highlight=False)
@@ -421,14 +434,18 @@ def top(
     if res.penalty is not None:
         p = res.penalty
         by = f"{metric} x {p['penalty']}(size; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)"
-    title = f"Top {k} of run {run_id} by {by}" + (
-        f" (size_kb ≤ {max_kb:g})" if max_kb is not None else ""
-    )
+    limits = [f"size_kb ≤ {max_kb:g}"] if max_kb is not None else []
+    if bud is not None:
+        limits += [
+            f"{m} ≤ {b:,.0f}" if float(b).is_integer() else f"{m} ≤ {b:,.6g}"
+            for m, b in bud.bounds().items()
+            if m != "size_kb"
+        ]
+    title = f"Top {k} of run {run_id} by {by}" + (f" ({', '.join(limits)})" if limits else "")
     render(res.columns, res.rows, fmt, title=title, wide=wide)
     if not res.rows:
         err_console.print(
-            "No architecture fits"
-            + (f" within --max-kb {max_kb:g}." if max_kb is not None else ".")
+            "No architecture fits" + (f" within {', '.join(limits)}." if limits else ".")
         )
     note = res.tie_note(res.columns[1])
     if note:

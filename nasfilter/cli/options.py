@@ -110,3 +110,28 @@ MuOption = Annotated[
     float, typer.Option("--mu", help="Penalty target size in MB (1e6 params at 1 byte).")
 ]
 SigmaOption = Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")]
+
+MaxKbOption = Annotated[
+    float | None,
+    typer.Option("--max-kb", help="Flash budget: keep only networks of at most this size_kb."),
+]
+MaxRamKbOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-ram-kb",
+        help="RAM budget: peak activation memory (peak_ram_kb, µNAS's model) at most this.",
+    ),
+]
+MaxMacsOption = Annotated[
+    float | None,
+    typer.Option("--max-macs", help="Compute budget: at most this many MACs (macs)."),
+]
+BudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--budget",
+        help="A preset of bounds: munas-cifar10, munas-mnist, munas-speech-commands, "
+        "munas-chars74k (µNAS's; --max-* override its bounds).",
+        show_default=False,
+    ),
+]

@@ -4,6 +4,7 @@ with ground truth)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +21,35 @@ class Population:
     (the space's rank order when it is enumerable, else sorted identities) so that a
     seed always draws the same ones."""
 
-    def __init__(self, space: Space, members: Sequence[str] | None = None, label: str = "space"):
+    def __init__(
+        self,
+        space: Space,
+        members: Sequence[str] | None = None,
+        label: str = "space",
+        budget: Any = None,
+        shape: Any = None,
+    ):
+        """``budget`` (a ``nasfilter.budgets.Budget``): only architectures within it
+        belong to the population (checked on the space's analytic figures at ``shape``):
+        members outside it are dropped, samples are drawn by rejection, children by
+        mutating again (see ``mutate``)."""
         self.space = space
         self.label = label
+        self.budget = budget
+        self.shape = shape
         self._features: np.ndarray | None = None
+        if members is not None and budget is not None:
+            from nasfilter.budgets import budget_shape
+
+            sh = budget_shape(space, budget, shape)
+            members = [a for a in members if budget.check(space.costs(a, sh)).ok]
+            self.label = f"{label} within {budget.describe()}"
         if members is None:
             self.members: list[str] | None = None
             self.size: int | None = space.size
+            if budget is not None:
+                self.size = None  # unknown: how many fit is found by sampling
+                self.label = f"the {space.name} space within {budget.describe()}"
         else:
             unique = set(members)
             key = space.rank if space.enumerable else None
@@ -51,6 +74,10 @@ class Population:
         ``space.sample(n, seed)``, the sample of ``nasfilter score --n n --seed seed``."""
         self.check(n)
         if self.members is None:
+            if self.budget is not None:
+                from nasfilter.budgets import sample_feasible
+
+                return sample_feasible(self.space, n, seed, self.budget, self.shape)
             return self.space.sample(n, seed)
         rng = np.random.default_rng(seed)
         idx = rng.choice(len(self.members), size=n, replace=False)
@@ -59,12 +86,22 @@ class Population:
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
         """A mutation of ``arch`` inside the population.
 
-        On the whole space: ``space.mutate``. On a restricted population of a space with
+        On the whole space: ``space.mutate`` (with a budget: the first of up to 100
+        mutations within it, else a fresh feasible draw; infeasible children are never
+        scored). On a restricted population of a space with
         positions (``features``): a random member at the smallest positive number of
         changed positions. Otherwise: the first of up to 200 mutations that lands in the
         population, else a random member.
         """
         if self.members is None:
+            if self.budget is not None:
+                from nasfilter.budgets import mutate_feasible, sample_feasible
+
+                child = mutate_feasible(self.space, arch, rng, self.budget, self.shape)
+                if child is None:  # no feasible mutation of this parent: a fresh draw
+                    seed = int(rng.integers(2**31))
+                    child = sample_feasible(self.space, 1, seed, self.budget, self.shape)[0]
+                return child
             return self.space.mutate(arch, rng)
         if len(self.members) == 1:
             return self.members[0]

@@ -38,6 +38,10 @@ class SearchRequest:
     mu: float = 0.2
     sigma: float = 0.4
     tie_break: str = DEFAULT_TIE_BREAK
+    budget: str | None = None  # a preset of nasfilter.budgets
+    max_kb: float | None = None
+    max_ram_kb: float | None = None
+    max_macs: float | None = None
     dataset: str | None = None
     split: str | None = None  # None: 'test' if the database has test truth, else 'valid'
     population: str = "space"
@@ -139,6 +143,21 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
             )
         stages = [filter_metric, metric]
     tie_break = check_tie_break(req.tie_break)
+    from nasfilter.budgets import make_budget, require_figures
+
+    bud = make_budget(
+        req.budget,
+        max_kb=req.max_kb,
+        max_ram_kb=req.max_ram_kb,
+        max_macs=req.max_macs,
+        bytes_per_param=req.bytes_per_param,
+    )
+    if bud is not None:
+        require_figures(space, bud, analytic_only=True)
+        if req.shape is None and req.data is None and bud.shape in space.shapes:
+            from dataclasses import replace as _replace
+
+            req = _replace(req, shape=bud.shape)  # search at the budget's own shape
     penalty = None
     if req.penalty is not None:
         from nasfilter.penalties import get_penalty, penalty_settings
@@ -171,6 +190,7 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
         "penalty": penalty,
         "rank_by": rank_by,
         "tie_break": tie_break,
+        "budget": _budget_dict(bud),
         "dataset": dataset,
         "split": req.split,
         "population": req.population,
@@ -180,3 +200,11 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
         "score_settings": {k: v.to_json() for k, v in run_settings.items()},
         "seeds": "repeat r (from 1) samples with seed + r - 1; every score run uses score_seed",
     }
+
+
+def _budget_dict(bud: object) -> dict[str, Any] | None:
+    if bud is None:
+        return None
+    from dataclasses import asdict
+
+    return asdict(bud)  # type: ignore[call-overload]

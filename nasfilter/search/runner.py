@@ -172,8 +172,15 @@ def resolve_population(
     from nasfilter.spaces import get_space
 
     space = get_space(settings["space"])
+    budget = shape = None
+    if settings.get("budget"):
+        from nasfilter.budgets import Budget
+
+        budget = Budget(**settings["budget"])
+        metric = settings["metric"]
+        shape = RunSettings.from_json(settings["score_settings"][metric]).dataset_shape()
     if settings["population"] == "space":
-        return Population(space)
+        return Population(space, budget=budget, shape=shape)
     if not accuracy:
         raise DataError(
             f"No ground truth for {space.name} on {settings['dataset']} "
@@ -186,6 +193,8 @@ def resolve_population(
         list(accuracy),
         label=f"{len(accuracy):,} architectures of {space.name} with "
         f"{settings['dataset']} {settings['split']} truth",
+        budget=budget,
+        shape=shape,
     )
 
 
@@ -456,7 +465,7 @@ def _notes(run: dict[str, Any], settings: dict[str, Any], repeats: list[RepeatRe
             f"Ranked by {settings['rank_by']} = {settings['metric']} x "
             f"{p['penalty']}(size_kb / 1000; mu={p['mu']:g} MB, sigma={p['sigma']:g} MB)."
         )
-    if settings["population"] == "truth":
+    if settings["population"] == "truth" or settings.get("budget"):
         notes.append(f"Population: {settings.get('population_label')}.")
     if settings["dataset"]:
         missing = sum(1 for r in repeats if r.accuracy is None)

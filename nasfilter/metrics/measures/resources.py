@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nasfilter.metrics.registry import ScoreContext, metric
+from nasfilter.metrics.registry import FIGURE, ScoreContext, metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasfilter.metrics.inputs import MetricInput
@@ -35,10 +35,6 @@ def _figure(space: Space, arch: str, ctx: ScoreContext, name: str) -> float:
     if v is None:  # pragma: no cover - figures promise it
         raise ValueError(f"{space.name} computes no {name}")
     return float(v)
-
-
-def _macs_arch(space: Space, arch: str, ctx: ScoreContext) -> float:
-    return _figure(space, arch, ctx, "macs")
 
 
 def count_macs(model: Any, x: Any) -> int:
@@ -112,7 +108,7 @@ def count_macs(model: Any, x: Any) -> int:
     "macs",
     higher_is_better=False,
     figure="macs",
-    analytic=_macs_arch,
+    analytic=FIGURE,
     description=(
         "µNAS's MAC count per sample: conv and dense multiply-accumulates (no bias), plus "
         "pooling window elements and (terms - 1) x elements of every addition"

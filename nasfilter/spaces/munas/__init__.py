@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasfilter.datasets import DatasetShape, register_shape
+from nasfilter.datasets import DatasetShape, get_shape
 from nasfilter.spaces import register_space
 from nasfilter.spaces.base import Costs, Space
 from nasfilter.spaces.munas.analysis import Figures, analyse
@@ -45,14 +45,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from nasfilter.budgets import Budget
 
-#: Input shapes of µNAS's experiments (eliberis/uNAS ``dataset/``; Speech Commands as in
-#: µNAS's first release and its tests: 49 MFCC frames x 40 coefficients, 10 words plus
-#: silence and unknown; Chars74K: EnglishImg resized to 48 x 48 RGB, 62 classes).
-SHAPES = (
-    register_shape(DatasetShape("mnist", 10, 28, channels=1)),
-    register_shape(DatasetShape("speech-commands", 12, 49, channels=1, width=40)),
-    register_shape(DatasetShape("chars74k", 62, 48, channels=3)),
-)
+#: Input shapes of µNAS's experiments (defined in ``nasfilter.datasets``; Speech Commands
+#: as in µNAS's first release and its tests: 49 MFCC frames x 40 coefficients, 10 words
+#: plus silence and unknown; Chars74K: EnglishImg resized to 48 x 48 RGB, 62 classes).
+SHAPES = tuple(get_shape(n) for n in ("mnist", "speech-commands", "chars74k"))
 
 FIGURES = ("params", "flops", "relu_count", "macs", "peak_ram_kb")
 
