@@ -52,6 +52,10 @@ def test_truth_table_has_the_agreed_columns(db: Path) -> None:
             ("bench_params", "DOUBLE"),
             ("bench_flops", "DOUBLE"),
             ("load_id", "INTEGER"),
+            ("bench_hash", "VARCHAR"),
+            ("epochs", "INTEGER"),
+            ("runs", "INTEGER"),
+            ("train_seconds", "DOUBLE"),
         ]
         loads = [
             c

@@ -49,8 +49,14 @@ def spaces(fmt: FormatOption = Format.table) -> None:
         for m in list_metrics():
             needs.setdefault(s.needs(m), []).append(m.name)
         what = "; ".join(f"{', '.join(names)}: {n}" for n, names in needs.items())
-        rows.append((s.name, s.size, s.notation, what, s.description))
-    render(["space", "size", "identity", "needs", "description"], rows, fmt, title="Search spaces")
+        kind = "enumerable" if s.enumerable else "sampled"
+        rows.append((s.name, s.size, kind, ", ".join(s.shapes), s.notation, what, s.description))
+    render(
+        ["space", "size", "kind", "shapes", "identity", "needs", "description"],
+        rows,
+        fmt,
+        title="Search spaces",
+    )
 
 
 @app.command()

@@ -210,9 +210,9 @@ def _print_table(
             words = [len(w) for c in [columns[i], *cols[i][0]] for w in str(c).split()]
             return min(natural[i], max(words or [1]), least_text)
 
-        lows = [low(i, 12) for i in flex]  # prose keeps words of up to 12 characters
-        if sum(lows) > room:
-            lows = [low(i, 4) for i in flex]
+        # prose keeps words of up to 16 characters whole (a dataset name, a source):
+        # rather than cutting them into slivers, the table gets wider than the screen
+        lows = [low(i, 16) for i in flex]
         for i, w in zip(flex, _fill(lows, [natural[i] for i in flex], room), strict=True):
             widths[i] = w
     shortened = any(widths[i] < natural[i] for i in flex if kinds[i] == "token")

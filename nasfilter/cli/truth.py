@@ -83,12 +83,27 @@ def load(
             "such as 777, or 'random' (one random seed per query; not reproducible).",
         ),
     ] = "mean",
+    epochs: Annotated[
+        int,
+        typer.Option("--epochs", help="NAS-Bench-101: training budget, 4, 12, 36 or 108."),
+    ] = 108,
+    repeat: Annotated[
+        str,
+        typer.Option(
+            "--repeat", help="NAS-Bench-101: 'mean' over the three runs, or one run: 0, 1, 2."
+        ),
+    ] = "mean",
+    no_crc_check: Annotated[
+        bool,
+        typer.Option("--no-crc-check", help="NAS-Bench-101: skip the TFRecord CRC checks."),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Load a benchmark's trained accuracies (and its params and flops) for a space.
 
     NATS-Bench through its own API (fast mode, one architecture file at a time); NDS
-    from its JSON file, streamed. Examples: [bold]nasfilter truth load nats-tss
+    from its JSON file and NAS-Bench-101 from its TFRecord file, streamed. Examples:
+    [bold]nasfilter truth load nats-tss
     --benchmark-dir ~/.torch[/bold], [bold]nasfilter truth load nds-darts --file
     DARTS.json[/bold]
     """
@@ -135,6 +150,9 @@ def load(
             ("--dataset", dataset),
             ("--hp", hp is not None),
             ("--trial", trial != "mean"),
+            ("--epochs", fmt != "nb101-tfrecord" and epochs != 108),
+            ("--repeat", fmt != "nb101-tfrecord" and repeat != "mean"),
+            ("--no-crc-check", fmt != "nb101-tfrecord" and no_crc_check),
         )
         if v
     ]
@@ -149,6 +167,20 @@ def load(
 
         with Store.open(db) as store, progress_bar(f"NDS {space}", unit="record") as bar:
             summary = load_nds(store, space, file, on_progress=bar.advance)
+    elif fmt == "nb101-tfrecord":
+        from nasfilter.truth.nb101 import load_nb101, parse_repeat
+
+        parse_repeat(repeat)  # fail before opening the database
+        with Store.open(db) as store, progress_bar("NAS-Bench-101", unit="B") as bar:
+            summary = load_nb101(
+                store,
+                file,
+                epochs=epochs,
+                repeat=repeat,
+                check_crc=not no_crc_check,
+                on_total=lambda n: bar.total(n),
+                on_progress=bar.advance,
+            )
     else:  # pragma: no cover - a space declaring a format this version does not read
         raise UsageError(f"Unknown truth format {fmt!r} of {sp.name}.")
     _print_load(summary)
@@ -195,16 +227,37 @@ def import_(
 
 
 @truth_app.command("sample")
-def sample(db: DbOption = None) -> None:
-    """Load the NAS-Bench-201 sample shipped with nasfilter, so analyze works offline.
+def sample(
+    spaces: Annotated[
+        list[str] | None,
+        typer.Argument(help="Spaces whose sample to load. \\[default: every shipped sample]"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Load the ground-truth samples shipped with nasfilter, so analyze works offline.
 
-    NAS-Bench-Suite-Zero, 2,173 rows: cifar10-valid, cifar100, ImageNet16-120; split valid."""
+    nats-tss: NAS-Bench-Suite-Zero's NAS-Bench-201 sample, 2,173 rows (cifar10-valid,
+    cifar100, ImageNet16-120; split valid). nb101: its NAS-Bench-101 sample, 500 rows
+    (292 cells; cifar10, split valid).
+    """
+    import importlib
+
+    from nasfilter.errors import UsageError
+    from nasfilter.spaces import get_space, list_spaces
     from nasfilter.store import Store
-    from nasfilter.truth.table import load_sample
 
+    chosen = (
+        [get_space(s) for s in spaces] if spaces else [s for s in list_spaces() if s.truth_sample]
+    )
+    for sp in chosen:
+        if not sp.truth_sample:
+            have = ", ".join(s.name for s in list_spaces() if s.truth_sample)
+            raise UsageError(f"No sample is shipped for {sp.name}.", f"Samples exist for: {have}.")
     with Store.open(db) as store:
-        summary = load_sample(store)
-    _print_load(summary)
+        for sp in chosen:
+            module, func = str(sp.truth_sample).split(":")
+            summary = getattr(importlib.import_module(module), func)(store)
+            _print_load(summary)
 
 
 @truth_app.command("list")

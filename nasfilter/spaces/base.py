@@ -88,6 +88,11 @@ class Space(ABC):
     #: NATS-Bench API over a folder), 'nds-json' (an NDS data file), 'nb101-tfrecord'
     #: (NAS-Bench-101's TFRecord file); None: no loader (use `truth import`)
     truth_format: str | None = None
+    #: ``module:function(store) -> LoadSummary`` loading ground truth shipped with
+    #: nasfilter for this space (`nasfilter truth sample`), or None
+    truth_sample: str | None = None
+    #: the (dataset, split) analyze and reproduce use when none is given, or None
+    truth_default: tuple[str, str] | None = None
 
     # -- identity ---------------------------------------------------------------------
     @abstractmethod

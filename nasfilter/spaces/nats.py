@@ -223,6 +223,7 @@ class NatsTSS(MixedRadixSpace):
     notation = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
     figures = frozenset({"params", "flops", "relu_count"})
     truth_format = "nats-bench"
+    truth_sample = "nasfilter.truth.table:load_sample"
     radices = (len(TSS_OPS),) * len(EDGES)  # one operation per edge, in identity order
     channels = (16,) * 5 + (32,) + (32,) * 5 + (64,) + (64,) * 5
 

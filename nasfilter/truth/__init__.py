@@ -70,6 +70,12 @@ class TruthBatch:
     benchmark_index: list[int | None] = field(default_factory=list)
     bench_params: list[float | None] = field(default_factory=list)
     bench_flops: list[float | None] = field(default_factory=list)
+    #: optional per-row details (all rows or none): the benchmark's key, the training
+    #: budget, the number of runs averaged, the mean training time
+    bench_hash: list[str | None] = field(default_factory=list)
+    epochs: list[int | None] = field(default_factory=list)
+    runs: list[int | None] = field(default_factory=list)
+    train_seconds: list[float | None] = field(default_factory=list)
 
     def add(
         self,
@@ -80,7 +86,15 @@ class TruthBatch:
         benchmark_index: int | None = None,
         bench_params: float | None = None,
         bench_flops: float | None = None,
+        bench_hash: str | None = None,
+        epochs: int | None = None,
+        runs: int | None = None,
+        train_seconds: float | None = None,
     ) -> None:
+        self.bench_hash.append(bench_hash)
+        self.epochs.append(epochs)
+        self.runs.append(runs)
+        self.train_seconds.append(train_seconds)
         self.arch.append(arch)
         self.dataset.append(dataset)
         self.split.append(split)
@@ -107,6 +121,11 @@ class LoadSummary:
     settings: dict[str, Any]
 
 
+def _details(values: list[Any], n: int) -> list[Any]:
+    """A detail column: as given, or all NULL when the loader filled none."""
+    return values if len(values) == n else [None] * n
+
+
 def write_truth(
     store: Store,
     kind: str,
@@ -115,10 +134,13 @@ def write_truth(
     settings: dict[str, Any],
     batch: TruthBatch,
     started: float | None = None,
+    runs: Any = None,
 ) -> LoadSummary:
     """Upsert ``batch`` and record the load, in one transaction.
 
     The batch must not hold the same (arch, dataset, split) twice: callers validate.
+    ``runs``: an Arrow table of ``truth_runs`` rows (without space and load_id), upserted
+    in the same transaction.
     """
     import pyarrow as pa
 
@@ -144,9 +166,16 @@ def write_truth(
             "benchmark_index": pa.array(batch.benchmark_index, pa.int64()),
             "bench_params": pa.array(batch.bench_params, pa.float64()),
             "bench_flops": pa.array(batch.bench_flops, pa.float64()),
+            "bench_hash": pa.array(_details(batch.bench_hash, len(batch)), pa.string()),
+            "epochs": pa.array(_details(batch.epochs, len(batch)), pa.int32()),
+            "runs": pa.array(_details(batch.runs, len(batch)), pa.int32()),
+            "train_seconds": pa.array(_details(batch.train_seconds, len(batch)), pa.float64()),
         }
     )
-    with store.transaction(_nf_truth=table) as con:
+    views: dict[str, Any] = {"_nf_truth": table}
+    if runs is not None:
+        views["_nf_truth_runs"] = runs
+    with store.transaction(**views) as con:
         row = con.execute(
             "INSERT INTO truth_loads (kind, space, datasets, source, settings, rows,"
             " loaded_at, nasfilter_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -170,11 +199,22 @@ def write_truth(
         ).fetchall()[0]
         con.execute(
             "INSERT OR REPLACE INTO truth (space, arch, dataset, split, accuracy, source,"
-            " benchmark_index, bench_params, bench_flops, load_id)"
+            " benchmark_index, bench_params, bench_flops, load_id, bench_hash, epochs, runs,"
+            " train_seconds)"
             " SELECT ?, arch, dataset, split, accuracy, ?, benchmark_index, bench_params,"
-            " bench_flops, ? FROM _nf_truth",
+            " bench_flops, ?, bench_hash, epochs, runs, train_seconds FROM _nf_truth",
             [space, source, load_id],
         )
+        if runs is not None:
+            con.execute(
+                "INSERT OR REPLACE INTO truth_runs (space, arch, dataset, epochs, run,"
+                " valid_accuracy, test_accuracy, train_accuracy, train_seconds,"
+                " halfway_valid_accuracy, halfway_test_accuracy, load_id)"
+                " SELECT ?, arch, dataset, epochs, run, valid_accuracy, test_accuracy,"
+                " train_accuracy, train_seconds, halfway_valid_accuracy, halfway_test_accuracy,"
+                " ? FROM _nf_truth_runs",
+                [space, load_id],
+            )
     return LoadSummary(
         load_id=load_id,
         kind=kind,

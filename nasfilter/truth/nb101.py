@@ -242,6 +242,29 @@ class NB101Extras:
     halfway_test: np.ndarray
     params: np.ndarray  # trainable_parameters (int64)
 
+    def runs_table(self) -> Any:
+        """The ``truth_runs`` rows (one per cell and repeat that has a result), as Arrow."""
+        import pyarrow as pa
+
+        cells, reps = np.nonzero(~np.isnan(self.valid) | ~np.isnan(self.test))
+        n = len(cells)
+        return pa.table(
+            {
+                "arch": pa.array([self.arch[i] for i in cells], pa.string()),
+                "dataset": pa.array([DATASET] * n, pa.string()),
+                "epochs": pa.array(np.full(n, self.epochs), pa.int32()),
+                "run": pa.array(reps.astype(np.int32), pa.int32()),
+                "valid_accuracy": pa.array(self.valid[cells, reps], from_pandas=True),
+                "test_accuracy": pa.array(self.test[cells, reps], from_pandas=True),
+                "train_accuracy": pa.array(self.train[cells, reps], from_pandas=True),
+                "train_seconds": pa.array(self.training_time[cells, reps], from_pandas=True),
+                "halfway_valid_accuracy": pa.array(
+                    self.halfway_valid[cells, reps], from_pandas=True
+                ),
+                "halfway_test_accuracy": pa.array(self.halfway_test[cells, reps], from_pandas=True),
+            }
+        )
+
     def to_arrow(self) -> Any:
         import pyarrow as pa
 
@@ -463,7 +486,21 @@ def load_nb101(
                 missing += 1
                 continue
             params = float(ex.params[k]) if ex.params[k] >= 0 else None
-            batch.add(arch, DATASET, split, acc, None, params, None)
+            times = ex.training_time[k]
+            secs = float(np.nanmean(times)) if r is None else float(times[r])
+            batch.add(
+                arch,
+                DATASET,
+                split,
+                acc,
+                None,
+                params,
+                None,
+                bench_hash=ex.module_hash[k],
+                epochs=epochs,
+                runs=int(np.count_nonzero(~np.isnan(row))) if r is None else 1,
+                train_seconds=None if math.isnan(secs) else secs,
+            )
     if not len(batch):
         raise DataError(f"{p} has no results for repeat {repeat} at {epochs} epochs.")
     side = None
@@ -489,9 +526,10 @@ def load_nb101(
             "test": "final test_accuracy (CIFAR-10 test set), x100",
         },
         "bench_params": "ModelMetrics.trainable_parameters",
-        "extras": str(side) if side else "not written (side_file=None)",
+        "extras": "truth (bench_hash, epochs, runs, train_seconds) and truth_runs (every run)"
+        + (f"; also written to {side}" if side else ""),
     }
-    return write_truth(store, "nb101", SPACE, p.name, settings, batch, started)
+    return write_truth(store, "nb101", SPACE, p.name, settings, batch, started, ex.runs_table())
 
 
 # -- the shipped sample --------------------------------------------------------------------

@@ -172,6 +172,9 @@ class NB101(Space):
     enumerable = True
     figures = frozenset({"params", "flops", "relu_count"})
     shapes = ("cifar10",)
+    truth_format = "nb101-tfrecord"
+    truth_sample = "nasfilter.truth.nb101:load_nb101_sample"
+    truth_default = ("cifar10", "valid")
 
     def __init__(self) -> None:
         self._default_shape = self.shape(None)
