@@ -365,3 +365,49 @@ def test_sample_rows_and_loader(tmp_path: Path) -> None:
     assert len(out0) == 55 and len(set(out0)) == 3
     assert t[("out~0", "valid")] == (pytest.approx(sum(out0) / 55), 882_570)
     assert t[("conv1x1~0|conv1x1~1|conv3x3~0|out~1+2+3", "valid")][1] is None
+
+
+def test_cli_loads_the_tfrecord_and_the_sample_and_analyzes(tmp_path: Path) -> None:
+    """End to end: `truth load nb101 --file` (details and every run stored), `truth sample
+    nb101`, `score nb101 --archs` of the sample's cells and `analyze` with its defaults."""
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    runner = CliRunner()
+    db = tmp_path / "cli.duckdb"
+    path = write_file(tmp_path / "nasbench_only108.tfrecord")
+    r = invoke(runner, "truth", "load", "nb101", "--file", str(path), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert "6 truth rows for nb101" in r.stderr
+    with Store.open(db, read_only=True) as st:
+        row = st.con.execute(
+            "SELECT bench_hash, epochs, runs, train_seconds FROM truth WHERE arch = ?"
+            " AND split = 'valid'",
+            [FIRST_ID],
+        ).fetchone()
+        runs = st.con.execute(
+            "SELECT run, valid_accuracy FROM truth_runs WHERE arch = ? ORDER BY run", [FIRST_ID]
+        ).fetchall()
+    assert row[0] == FIRST_HASH and row[1] == 108 and row[2] == 3 and row[3] > 0
+    assert [a for _, a in runs] == pytest.approx([92.0, 93.0, 94.0])
+    r = invoke(runner, "truth", "load", "nb101", "--file", str(path), "--repeat", "7",
+               "--db", str(db))  # fmt: skip
+    assert r.exit_code == 2 and "--repeat" in r.stderr
+    r = invoke(runner, "truth", "load", "nb101", "--file", str(path), "--hp", "12",
+               "--db", str(db))  # fmt: skip
+    assert r.exit_code == 2 and "--hp does not apply to nb101" in r.stderr
+    r = invoke(runner, "truth", "sample", "nb101", "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert "292 truth rows for nb101" in r.stderr
+    cells = sorted({x.arch for x in read_sample()})[:60]
+    archs = tmp_path / "cells.txt"
+    archs.write_text("\n".join(cells) + "\n")
+    r = invoke(runner, "score", "nb101", "--archs", str(archs), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["dataset"], out["split"]) == ("cifar10", "valid")
+    by = {m["metric"]: m for m in out["metrics"]}
+    assert by["params"]["n"] == 60

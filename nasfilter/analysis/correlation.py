@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nasfilter.datasets import TRUTH_DATASETS
 from nasfilter.errors import DataError, UsageError
 from nasfilter.store import Store
 from nasfilter.truth import DATASETS, canonical_dataset, canonical_split
@@ -19,11 +20,6 @@ from nasfilter.truth import DATASETS, canonical_dataset, canonical_split
 TOP_K = (1, 10, 100)
 
 # The run's input shape (settings.dataset_shape.name) -> the truth dataset to prefer.
-_SHAPE_DATASETS = {
-    "cifar10": ("cifar10-valid", "cifar10"),
-    "cifar100": ("cifar100",),
-    "imagenet16-120": ("ImageNet16-120",),
-}
 
 
 @dataclass
@@ -216,8 +212,8 @@ def default_dataset_split(
     if dataset is not None or len(avail) == 1:
         return avail[0], split
     shape = (store.get_run(run_id)["settings"].get("dataset_shape") or {}).get("name")
-    for d in _SHAPE_DATASETS.get(str(shape), ()):
-        if d in avail:
+    for d in TRUTH_DATASETS:  # the first, in the vocabulary's order, at the run's shape
+        if TRUTH_DATASETS[d] == shape and d in avail:
             return d, split
     listing = ", ".join(f"{d} ({n:,})" for d, s, n, _ in cov if s == split)
     raise UsageError(
@@ -228,15 +224,16 @@ def default_dataset_split(
 
 def _load_hint(space: str) -> str:
     """What can be loaded as truth for ``space``, as commands."""
-    from nasfilter.truth.nats import NATS_SPACES
-    from nasfilter.truth.table import SAMPLE_DATASETS, SAMPLE_SPACE
+    from nasfilter.spaces import get_space
 
+    sp = get_space(space)
     ways = []
-    if space in NATS_SPACES:
+    if sp.truth_format == "nats-bench":
         ways.append(f"`nasfilter truth load {space}` (the NATS-Bench files)")
-    if space == SAMPLE_SPACE:
-        held = ", ".join(SAMPLE_DATASETS.values())
-        ways.append(f"`nasfilter truth sample` (the shipped NAS-Bench-201 sample: {held})")
+    elif sp.truth_format is not None:
+        ways.append(f"`nasfilter truth load {space} --file FILE` (the benchmark's file)")
+    if sp.truth_sample:
+        ways.append(f"`nasfilter truth sample {space}` (the sample shipped with nasfilter)")
     ways.append(f"`nasfilter truth import FILE --space {space} ...` (any table)")
     if len(ways) == 1:
         return f"Load truth for {space} with {ways[0]}."

@@ -145,11 +145,15 @@ def resolve_truth(
     store: Store, space: str, dataset: str, split: str, log: Callable[[str], None]
 ) -> Truth:
     """The loaded truth for (space, dataset, split); else the sample shipped for the
-    space, if any."""
-    from nasfilter.datasets import canonical_truth_dataset
-    from nasfilter.search.context import truth_accuracy
-    from nasfilter.truth import table as truth_table
+    space (loaded if needed), for that dataset or, failing that, one recorded at the same
+    shape (NAS-Bench-201's CIFAR-10 sample is ``cifar10-valid``)."""
+    import importlib
 
+    from nasfilter.datasets import TRUTH_DATASETS, canonical_truth_dataset
+    from nasfilter.search.context import truth_accuracy, truth_available
+    from nasfilter.spaces import get_space
+
+    sp = get_space(space)
     ds = canonical_truth_dataset(dataset)
     acc = truth_accuracy(store, space, ds, split)
     if acc and not _only_sample(store, space, ds, split):
@@ -160,7 +164,7 @@ def resolve_truth(
             f"loaded ground truth for {ds} ({split} split), {len(acc):,} architectures",
             sample=False,
         )
-    if space != truth_table.SAMPLE_SPACE:
+    if not sp.truth_sample:
         return Truth(
             None,
             None,
@@ -169,28 +173,31 @@ def resolve_truth(
             "and no sample is shipped for it",
             sample=False,
         )
-    sample_ds = {"cifar10": "cifar10-valid"}.get(ds, ds)
-    if sample_ds not in truth_table.SAMPLE_DATASETS.values() or split != "valid":
+    if not any(d for d, s, _ in truth_available(store, space)):
+        log(f"No ground truth loaded: loading the sample shipped for {space}.")
+        module, func = sp.truth_sample.split(":")
+        getattr(importlib.import_module(module), func)(store)
+    held = [(d, s) for d, s, _ in truth_available(store, space) if s == split]
+    same_shape = [d for d, _ in held if TRUTH_DATASETS.get(d) == TRUTH_DATASETS.get(ds)]
+    use = ds if (ds, split) in held else (same_shape[0] if same_shape else None)
+    if use is None:
+        have = ", ".join(f"{d} ({s})" for d, s, _ in truth_available(store, space))
         return Truth(
             None,
             None,
             {},
-            f"none: the shipped sample has no {ds} {split} accuracy (it holds validation "
-            "accuracy only)",
+            f"none: the sample shipped for {space} has no {ds} {split} accuracy "
+            f"(it holds: {have or 'nothing'})",
             sample=False,
         )
-    acc = truth_accuracy(store, space, sample_ds, "valid")
-    if not acc:
-        log("No ground truth loaded: loading the shipped NAS-Bench-201 sample.")
-        truth_table.load_sample(store)
-        acc = truth_accuracy(store, space, sample_ds, "valid")
+    acc = truth_accuracy(store, space, use, split)
     note = (
-        f"the shipped NAS-Bench-201 sample (NAS-Bench-Suite-Zero), {len(acc):,} "
-        f"architectures with {sample_ds} validation accuracy"
+        f"the sample shipped for {space} (NAS-Bench-Suite-Zero), {len(acc):,} "
+        f"architectures with {use} {split} accuracy"
     )
-    if sample_ds != ds:
-        note += f" (the sample's CIFAR-10 entry, used for --dataset {ds})"
-    return Truth(sample_ds, "valid", acc, note, sample=True)
+    if use != ds:
+        note += f" (the sample's entry at the {TRUTH_DATASETS[ds]} shape, used for --dataset {ds})"
+    return Truth(use, split, acc, note, sample=True)
 
 
 def _only_sample(store: Store, space: str, dataset: str, split: str) -> bool:
