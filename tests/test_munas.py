@@ -591,17 +591,19 @@ def test_budget_figures_missing_in_a_space_give_one_clear_line() -> None:
 def test_feasible_sampling_and_mutation_meet_the_budget() -> None:
     b = get_budget("munas-cifar10")
     sh = get_shape("cifar10")
-    archs = SP.sample_feasible(30, seed=1, budget=b, shape=sh)
+    from nasfilter.budgets import mutate_feasible, sample_feasible
+
+    archs = sample_feasible(SP, 30, seed=1, budget=b, shape=sh)
     assert len(set(archs)) == 30 and all(b.check(SP.costs(a, sh)).ok for a in archs)
-    assert archs == SP.sample_feasible(30, seed=1, budget=b, shape=sh)
+    assert archs == sample_feasible(SP, 30, seed=1, budget=b, shape=sh)
     rng = np.random.default_rng(0)
     for a in archs[:10]:
-        child = SP.mutate_feasible(a, rng, b, sh)
-        assert child is not None and child != a and SP.feasible(child, b, sh)
+        child = mutate_feasible(SP, a, rng, b, sh)
+        assert child is not None and child != a and check_arch(SP, child, b, sh).ok
     tiny = Budget(max_kb=0.001)
     with pytest.raises(SampleSizeError, match="met the budget"):
-        SP.sample_feasible(2, seed=1, budget=tiny, max_draws=50)
-    assert SP.mutate_feasible(archs[0], rng, tiny, tries=5) is None
+        sample_feasible(SP, 2, seed=1, budget=tiny, max_draws=50)
+    assert mutate_feasible(SP, archs[0], rng, tiny, tries=5) is None
 
 
 def test_budgeted_sampling_and_mutation_work_for_any_space_with_the_figures() -> None:

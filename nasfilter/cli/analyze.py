@@ -7,12 +7,10 @@ from typing import Annotated
 
 import typer
 
-from nasfilter.cli import app
 from nasfilter.cli.options import DbOption, FormatOption, RunOption, ShowSqlOption
 from nasfilter.cli.render import Format, console, err_console, render
 
 
-@app.command()
 def analyze(
     run: RunOption = "latest",
     dataset: Annotated[

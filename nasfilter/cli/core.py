@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from nasfilter.cli import app
 from nasfilter.cli.options import (
     BatchOption,
     BnMode,
@@ -37,7 +36,6 @@ from nasfilter.cli.render import Format, console, err_console, render
 from nasfilter.errors import UsageError
 
 
-@app.command()
 def spaces(fmt: FormatOption = Format.table) -> None:
     """List the search spaces, their sizes and what scoring them needs."""
     from nasfilter.metrics import list_metrics
@@ -59,7 +57,6 @@ def spaces(fmt: FormatOption = Format.table) -> None:
     )
 
 
-@app.command()
 def metrics(fmt: FormatOption = Format.table) -> None:
     """List the metrics and their metadata."""
     from nasfilter.metrics import list_metrics
@@ -92,7 +89,6 @@ def metrics(fmt: FormatOption = Format.table) -> None:
     )
 
 
-@app.command()
 def info(
     space: Annotated[str, typer.Argument(help="Search space, e.g. nats-tss.")],
     arch: Annotated[str, typer.Argument(help="Architecture identity in the space's notation.")],
@@ -150,7 +146,6 @@ def _count_or_value(v: float) -> float | int:
     return int(v) if v == v and float(v).is_integer() and abs(v) < 1e18 else v
 
 
-@app.command()
 def score(
     space: Annotated[
         str | None, typer.Argument(help="Search space (see `nasfilter spaces`).")
@@ -351,7 +346,6 @@ def _print_summary(s, db_path) -> None:  # type: ignore[no-untyped-def]
             err_console.print(f"  {metric}: {detail}", markup=False)
 
 
-@app.command()
 def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
     """List the runs in the database."""
     from nasfilter.store import Store
@@ -368,7 +362,6 @@ def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
     render(cols, rows, fmt, title="Runs")
 
 
-@app.command()
 def top(
     k: Annotated[int, typer.Option("--k", help="How many candidates.")] = 20,
     max_kb: MaxKbOption = None,
@@ -458,7 +451,6 @@ def top(
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
     db: DbOption = None,
@@ -478,7 +470,6 @@ def sql(
         render(cols, rows, fmt, wide=wide)
 
 
-@app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
     run: RunOption = "latest",

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from nasfilter.cli import app
 from nasfilter.cli.options import (
     Algo,
     BatchOption,
@@ -50,7 +49,6 @@ TieBreakOption = Annotated[
 ]
 
 
-@app.command()
 def search(
     space: Annotated[
         str | None, typer.Argument(help="Search space (see `nasfilter spaces`).")
@@ -292,7 +290,6 @@ def _print_search(res: Any, fmt: Format) -> None:
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
 def reproduce(
     space: Annotated[str, typer.Option("--space", help="Search space.")] = "nats-tss",
     dataset: Annotated[

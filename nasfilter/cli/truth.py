@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from nasfilter.cli import app
 from nasfilter.cli.options import DbOption, FormatOption, WideOption
 from nasfilter.cli.render import Format, err_console, render
 
@@ -16,7 +15,6 @@ truth_app = typer.Typer(
     help="Ground truth: trained accuracies from NATS-Bench, any table, or the shipped sample.",
     no_args_is_help=True,
 )
-app.add_typer(truth_app, name="truth")
 
 DatasetsOption = Annotated[
     list[str] | None,

@@ -43,7 +43,6 @@ from nasfilter.spaces.munas.sampling import draw_arch, morphisms, mutate_arch
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
-    from nasfilter.budgets import Budget
 
 #: Input shapes of µNAS's experiments (defined in ``nasfilter.datasets``; Speech Commands
 #: as in µNAS's first release and its tests: 49 MFCC frames x 40 coefficients, 10 words
@@ -126,42 +125,6 @@ class MunasSpace(Space):
         out.append(len(a.dense))
         out.extend(a.dense[i] if i < len(a.dense) else None for i in range(MAX_DENSE))
         return tuple(out)
-
-    # -- budgets (the piece of budgeted search that belongs to the space) -----------------
-    def feasible(self, arch: str, budget: Budget, shape: DatasetShape | None = None) -> bool:
-        """Whether ``arch`` meets the resource bounds of ``budget`` at ``shape`` (default:
-        the budget's own shape, else the space's default)."""
-        from nasfilter.budgets import budget_shape
-
-        return budget.check(self.costs(arch, budget_shape(self, budget, shape))).ok
-
-    def sample_feasible(
-        self,
-        n: int,
-        seed: int,
-        budget: Budget,
-        shape: DatasetShape | None = None,
-        max_draws: int | None = None,
-    ) -> list[str]:
-        """The first ``n`` distinct draws (generator seeded by ``seed``) that meet the
-        budget (``nasfilter.budgets.sample_feasible``)."""
-        from nasfilter.budgets import sample_feasible
-
-        return sample_feasible(self, n, seed, budget, shape, max_draws)
-
-    def mutate_feasible(
-        self,
-        arch: str,
-        rng: np.random.Generator,
-        budget: Budget,
-        shape: DatasetShape | None = None,
-        tries: int = 100,
-    ) -> str | None:
-        """A mutation of ``arch`` that meets the budget, or None after ``tries``
-        infeasible ones (``nasfilter.budgets.mutate_feasible``)."""
-        from nasfilter.budgets import mutate_feasible
-
-        return mutate_feasible(self, arch, rng, budget, shape, tries)
 
     # -- costs and networks ---------------------------------------------------------------
     def costs(self, arch: str, dataset: DatasetShape | None = None) -> Costs:
