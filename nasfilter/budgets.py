@@ -24,7 +24,7 @@ munas-speech-commands       8.5%    60        40        20,000,000
 munas-chars74k              30%     10        20        1,000,000
 ==========================  ======  ========  ========  ==========
 
-How a search treats a network over budget is documented in docs/spaces-munas.md
+How a search treats a network over budget is documented in docs/spaces.md
 (rejection: the figures are analytic and exact, so an infeasible child is discarded and
 another mutation of the same parent drawn; ``Budget.excess`` gives µNAS's soft-constraint
 alternative). Nothing here imports torch.

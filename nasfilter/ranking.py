@@ -64,10 +64,6 @@ class RankRule:
     tie_break: str = DEFAULT_TIE_BREAK
     tie_higher_is_better: bool = True
 
-    @property
-    def tie_metric(self) -> str | None:
-        return None if self.tie_break in TIE_RULES else self.tie_break
-
     def value_key(self, value: float | None) -> tuple[bool, float]:
         if _isnan(value):
             return (True, 0.0)

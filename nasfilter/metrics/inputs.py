@@ -26,7 +26,6 @@ metric through the same code, leaving the caller's model unchanged.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -197,10 +196,6 @@ class MetricInput:
     @staticmethod
     def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return logits_of(model(x))
-
-
-def _error_score(e: BaseException) -> Score:
-    return Score(math.nan, f"error: {type(e).__name__}: {e}"[:200])
 
 
 def compute_score(metric: Metric, state: ArchState) -> Score:

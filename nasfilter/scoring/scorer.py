@@ -135,7 +135,6 @@ class Scorer:
         self.device: Any = None
         self.inputs: Any = None
         self.targets: Any = None
-        self.batch_info: Any = None
         if self.builds:
             self._setup_torch(verify_batch)
 
@@ -164,7 +163,6 @@ class Scorer:
                         "started with (the data files changed?).",
                         "Restore the original files, or start a new run.",
                     )
-            self.batch_info = info
             self.inputs = torch.from_numpy(info.images).to(self.device)
             if any(m.needs_labels for m in self.metrics):
                 labels = torch.from_numpy(info.labels).long()

@@ -379,9 +379,6 @@ class RunSettings:
         )
 
 
-PLAN_KINDS: tuple[str, ...] = ("sample", "all", "list")
-
-
 @dataclass(frozen=True)
 class ArchPlan:
     """Which architectures a run scores: ``sample`` (``n`` drawn with the run's seed),

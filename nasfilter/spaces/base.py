@@ -91,8 +91,6 @@ class Space(ABC):
     #: ``module:function(store) -> LoadSummary`` loading ground truth shipped with
     #: nasfilter for this space (`nasfilter truth sample`), or None
     truth_sample: str | None = None
-    #: the (dataset, split) analyze and reproduce use when none is given, or None
-    truth_default: tuple[str, str] | None = None
 
     # -- identity ---------------------------------------------------------------------
     @abstractmethod

@@ -16,7 +16,7 @@ canonical identity) and stores, per identity:
   ``_in`` files);
 - ``bench_params`` and ``bench_flops``: the record's ``params`` and ``flops`` (counts,
   as the file has them; NDS's flops convention is not nasfilter's, see
-  docs/spaces-nds.md);
+  docs/spaces.md);
 - ``benchmark_index``: the record's position in the file as NASWOT numbers them (list
   order; for an object, ``top`` then ``mid``).
 

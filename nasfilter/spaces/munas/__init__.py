@@ -16,7 +16,7 @@ so no spatial size ever falls below 1.
 Modules: ``genome`` (the architecture and its identity string), ``sampling`` (random
 draws and morphisms), ``analysis`` (analytic figures), ``memory`` (the peak-RAM model),
 ``network_torch`` (the PyTorch network; imported only by ``build``).
-See docs/spaces-munas.md.
+See docs/spaces.md.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class MunasSpace(Space):
         "µNAS microcontroller CNNs (Liberis et al., EuroMLSys 2021; Table 1): 1-10 conv "
         "blocks in series or parallel, 1-3 layers each, pooling, 1-3 dense layers"
     )
-    notation = "blocks/pool/dense, e.g. c3x16br;mc3s2x32br|d3r/a2/64 (docs/spaces-munas.md)"
+    notation = "blocks/pool/dense, e.g. c3x16br;mc3s2x32br|d3r/a2/64 (docs/spaces.md)"
     size = None
     enumerable = False
     figures = frozenset(FIGURES)

@@ -2,7 +2,7 @@
 
 An architecture is an :class:`Arch`: convolutional blocks, an optional pooling layer and
 dense layers (the classifier is implied). The identity string is written and read here;
-docs/spaces-munas.md describes the notation. Nothing here imports torch.
+docs/spaces.md describes the notation. Nothing here imports torch.
 
 Grammar of the identity (no spaces)::
 
@@ -43,7 +43,7 @@ HINT = (
     "Write blocks of layers such as c3x16br (conv 3x3, 16 channels, BN, ReLU), "
     "mc5s2x8r (2x2 max-pool, conv 5x5 stride 2), d3b (depthwise 3x3) or c1x32 (1x1), "
     "layers joined by ',', blocks by ';' (series) or '|' (parallel), then /pool/dense, "
-    "e.g. c3x16br;c3s2x32br|d3r/a2/64 (see docs/spaces-munas.md)."
+    "e.g. c3x16br;c3s2x32br|d3r/a2/64 (see docs/spaces.md)."
 )
 
 

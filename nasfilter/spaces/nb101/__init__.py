@@ -5,7 +5,7 @@
 - ``costs``: analytic params / FLOPs / ReLU count of the benchmark's network;
 - ``nb101_torch``: that network in PyTorch (imported only by ``build``).
 
-See docs/spaces-nb101.md.
+See docs/spaces.md.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def spec_costs(matrix: Any, ops: Any, shape: DatasetShape | None = None) -> Cost
     canonicalized), as NAS-Bench-101's model builder would build that spec. The costs
     of the benchmark's own network for that cell are ``space.costs(canonical)``; the two
     differ only when the spec lists the cell in another order and the output's channels
-    do not divide evenly (see docs/spaces-nb101.md)."""
+    do not divide evenly (see docs/spaces.md)."""
     from nasfilter.datasets import get_shape
 
     n, edges, labels = parse_spec(matrix, ops, "NAS-Bench-101 spec")
@@ -174,7 +174,6 @@ class NB101(Space):
     shapes = ("cifar10",)
     truth_format = "nb101-tfrecord"
     truth_sample = "nasfilter.truth.nb101:load_nb101_sample"
-    truth_default = ("cifar10", "valid")
 
     def __init__(self) -> None:
         self._default_shape = self.shape(None)

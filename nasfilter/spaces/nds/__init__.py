@@ -5,7 +5,7 @@
 Importing this package registers the spaces (the ``imagenet`` shape, 224 x 224 RGB with
 1000 classes, and the ``imagenet`` ground-truth dataset are in ``nasfilter.datasets``).
 Nothing here imports torch: the networks live in ``cells_torch`` and ``anynet_torch``.
-See docs/spaces-nds.md.
+See docs/spaces.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ tests hold every figure equal to a measurement of the built network.
 
 The ``flops`` field of the NDS files follows another convention: for the three AnyNet
 records we could check it is nasfilter's ``flops`` plus 5 per BatchNorm output element
-(``Tally.bn``), for the one cell record it is not (see docs/spaces-nds.md); the files'
+(``Tally.bn``), for the one cell record it is not (see docs/spaces.md); the files'
 figure is kept as ``bench_flops`` in the truth table, not recomputed here.
 
 Output sizes: every stride-2 layer of these networks (3x3/5x5/7x7 convolutions with

@@ -31,7 +31,7 @@ nds-resnext-a   res_bottleneck_block      1..16 (5) / 16..256 (5)         1, 2, 
 nds-resnext-b   res_bottleneck_block      1..16 (5) / 64..1024 (5)        1, 2, 4  1..16 (5)
 =============== ========================= =============================== ======== ========
 
-``docs/spaces-nds.md`` says where each range comes from.
+``docs/spaces.md`` says where each range comes from.
 """
 
 from __future__ import annotations
