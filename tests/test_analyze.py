@@ -408,7 +408,7 @@ def test_direction_is_applied_alike_in_both_tables(runner, db: Path) -> None:
     """params is lower-is-better: its top-k lists the smallest networks, and its printed
     tau against size is -1 (it prefers small networks), not +1."""
     assert invoke(runner, "score", "nats-tss", "--n", "300", "--db", str(db)).exit_code == 0
-    assert invoke(runner, "truth", "sample", "--db", str(db)).exit_code == 0
+    assert invoke(runner, "truth", "sample", "nats-tss", "--db", str(db)).exit_code == 0
     r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
     out = json.loads(r.stdout)
     by = {m["metric"]: m for m in out["metrics"]}
@@ -428,7 +428,7 @@ def test_direction_is_applied_alike_in_both_tables(runner, db: Path) -> None:
 
 def test_no_truth_hint_names_what_exists_for_the_space(runner, db: Path) -> None:
     assert invoke(runner, "score", "nats-sss", "--n", "5", "--db", str(db)).exit_code == 0
-    assert invoke(runner, "truth", "sample", "--db", str(db)).exit_code == 0  # TSS only
+    assert invoke(runner, "truth", "sample", "nats-tss", "--db", str(db)).exit_code == 0  # TSS only
     r = invoke(runner, "analyze", "--db", str(db))
     assert r.exit_code == 4 and len(r.stderr.strip().splitlines()) == 1
     assert "truth load nats-sss" in r.stderr and "truth import" in r.stderr
@@ -478,7 +478,7 @@ def test_cli_score_sample_analyze(runner, db: Path, tmp_path: Path) -> None:
     assert r.exit_code == 4
     assert "has ground truth" in r.stderr and "nasfilter truth sample" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    r = invoke(runner, "truth", "sample", "--db", str(db))
+    r = invoke(runner, "truth", "sample", "nats-tss", "--db", str(db))
     assert r.exit_code == 0
 
     r = invoke(

@@ -30,6 +30,7 @@ def test_migrations_live_at_the_top_level_and_are_what_the_store_applies() -> No
     files = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     assert files == [
         "001_core.sql", "002_truth.sql", "003_analysis.sql", "004_search.sql", "005_scorer.sql",
+        "006_truth_runs.sql",
     ]  # fmt: skip
     assert not (ROOT / "nasfilter" / "migrations").exists()
     shipped = {f"{v:03d}_{n}.sql": sql for v, n, sql in migrations()}
@@ -187,7 +188,7 @@ print(json.dumps(dict(pkg=nasfilter.__file__, mig=nasfilter.migrations.__file__,
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(r.stdout)
     assert got["pkg"].startswith(target) and got["mig"].startswith(target)
-    assert got["versions"] == [1, 2, 3, 4, 5]
+    assert got["versions"] == [1, 2, 3, 4, 5, 6]
     for t in ("runs", "scores", "truth", "searches", "schema_migrations"):
         assert t in got["tables"]
     assert got["cov"] == []

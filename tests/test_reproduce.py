@@ -46,7 +46,7 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
     report = out / "report.md"
     assert r.stdout.strip() == f"Wrote {report}"
     md = report.read_text()
-    assert "the shipped NAS-Bench-201 sample" in md and "724 architectures" in md
+    assert "the sample shipped for nats-tss" in md and "724 architectures" in md
     assert "synthetic" in md and "N = 1000 skipped" in md
     for png in (
         "exp2_random_search.png",

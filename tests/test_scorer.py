@@ -325,7 +325,8 @@ def test_settings_round_trip_and_reuse_key() -> None:
         (dict(seed=-1), "--seed must be at least 0"),
         (dict(device="tpu"), "Unknown --device 'tpu'"),
         (dict(bytes_per_param=math.nan), "--bytes-per-param must be a positive number"),
-        (dict(shape="mnist"), "Unknown dataset shape"),
+        (dict(shape="moon"), "Unknown dataset shape"),
+        (dict(shape="mnist"), "not built at the mnist shape"),
     ):
         with pytest.raises(UsageError, match=msg):
             RunSettings.make("nats-tss", "relu_count", **bad)  # type: ignore[arg-type]
@@ -455,7 +456,7 @@ def test_readers_get_in_between_batches_of_a_running_score(db: Path, tmp_path: P
         "run = engine.start(s, engine.ScoreRequest(space='nats-sss', n=3000))\n"
         "print(run, flush=True)\n"
         "engine.execute(s, run, on_progress=lambda k: time.sleep(0.05), batch_rows=400,"
-        " chunk_size=50)\n"
+        " chunk_size=50, release_seconds=0.2)\n"
         "s.close()\n"
     )
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)

@@ -362,7 +362,7 @@ def test_naswot_reuse_needs_the_same_batch(store: Store) -> None:
 
 
 def test_summary_recomputed_with_sql(runner: CliRunner, db: Path) -> None:
-    r = invoke(runner, "truth", "sample", "--db", str(db))
+    r = invoke(runner, "truth", "sample", "nats-tss", "--db", str(db))
     assert r.exit_code == 0, r.output
     args = [
         "search",
@@ -616,7 +616,7 @@ def test_cli_errors_one_line_and_exit_code(
 
 
 def test_cli_n_larger_than_truth_population(runner: CliRunner, db: Path) -> None:
-    invoke(runner, "truth", "sample", "--db", str(db))
+    invoke(runner, "truth", "sample", "nats-tss", "--db", str(db))
     r = invoke(
         runner,
         "search",

@@ -22,7 +22,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runner = CliRunner()
     r = invoke(runner, "score", "nats-tss", "--n", "30", "--seed", "3", "--db", str(db))
     assert r.exit_code == 0, r.output
-    assert invoke(runner, "truth", "sample", "--db", str(db)).exit_code == 0
+    assert invoke(runner, "truth", "sample", "nats-tss", "--db", str(db)).exit_code == 0
     con = duckdb.connect(str(tmp / "other.duckdb"))
     con.execute("CREATE TABLE scores AS SELECT range AS x FROM range(5)")
     con.close()

@@ -430,12 +430,15 @@ def test_sample_loads_three_datasets_with_exact_values(db: Path) -> None:
 
 
 def test_cli_sample_and_the_sql_view(runner, db: Path) -> None:
-    r = invoke(runner, "truth", "sample", "--db", str(db))
-    assert r.exit_code == 0 and "2,173 truth rows" in r.stderr
+    r = invoke(runner, "truth", "sample", "--db", str(db))  # every shipped sample
+    assert r.exit_code == 0 and "2,173 truth rows for nats-tss" in r.stderr
+    assert "292 truth rows for nb101" in r.stderr
+    r = invoke(runner, "truth", "sample", "nats-sss", "--db", str(db))
+    assert r.exit_code == 2 and "No sample is shipped for nats-sss" in r.stderr
     r = invoke(
         runner,
         "sql",
-        "SELECT dataset, archs FROM truth_summary ORDER BY dataset",
+        "SELECT dataset, archs FROM truth_summary WHERE space = 'nats-tss' ORDER BY dataset",
         "--db",
         str(db),
         "-f",
