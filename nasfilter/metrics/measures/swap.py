@@ -59,11 +59,13 @@ def distinct_patterns(feats: list[Any], samples: int) -> int:
     return int(torch.unique(allkeys, dim=0).shape[0])
 
 
-def _swap(inp: MetricInput) -> Score:
+def _swap(inp: MetricInput) -> tuple[Score, float]:
+    """(SWAP-Score, parameters in thousands): one computation for swap and swap_reg."""
     from nasfilter.metrics.measures import _zc
 
     repeats = int(inp.ctx.settings.get("swap_repeats", 1) or 1)
     model = inp.model
+    thousands = param_thousands(model)
     s = min(SAMPLES, int(inp.inputs.shape[0]))
     x = inp.inputs[:s]
     g = _zc.generator(inp, _zc.SALT_SWAP_WEIGHTS)
@@ -73,9 +75,9 @@ def _swap(inp: MetricInput) -> Score:
         with _zc.mode(model, True):
             feats = _zc.relu_outputs(model, x)
         if not feats:
-            return Score(math.nan, "no_relu")  # the reference returns None
+            return Score(math.nan, "no_relu"), thousands  # the reference returns None
         scores.append(distinct_patterns(feats, s))
-    return Score.of(sum(scores) / len(scores))
+    return Score.of(sum(scores) / len(scores)), thousands
 
 
 @metric(
@@ -91,7 +93,7 @@ def _swap(inp: MetricInput) -> Score:
     source=_SOURCE,
 )
 def swap(inp: MetricInput) -> Score:
-    return inp.shared("swap", _swap)
+    return inp.shared("swap", _swap)[0]
 
 
 def param_thousands(model: Any) -> float:
@@ -118,8 +120,8 @@ def swap_reg(inp: MetricInput) -> Score:
             "(thousands of parameters).",
             "Set both, e.g. swap_mu=500, swap_sigma=500 (SWAP publishes no default).",
         )
-    base = inp.shared("swap", _swap)
-    factor = math.exp(-((param_thousands(inp.model) - float(mu)) ** 2) / float(sigma))
+    base, thousands = inp.shared("swap", _swap)
+    factor = math.exp(-((thousands - float(mu)) ** 2) / float(sigma))
     if base.status != "ok":
         return base
     return Score.of(base.value * factor)

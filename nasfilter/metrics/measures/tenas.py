@@ -10,9 +10,9 @@ mode).
   contains "weight" (conv, BatchNorm and linear weights; no biases), one backward pass per
   sample (``logit[i:i+1].backward(ones)``), BatchNorm in training mode. Lower is better.
   nasfilter forms Θ and its eigenvalues in float64 (the reference: float32); a Θ whose
-  smallest eigenvalue is not positive is singular: +inf with status ``singular`` (the
-  reference's ratio of a non-positive eigenvalue, or its NaN -> 100000, would be a
-  placeholder).
+  smallest eigenvalue is at most K·ε·λ_max (ε the float64 machine epsilon: numerically
+  zero) is singular: +inf with status ``singular`` (the reference's ratio of a
+  numerically zero eigenvalue is noise, and its NaN -> 100000 a placeholder).
 - linear_regions: the number of distinct ReLU activation patterns among K Gaussian
   N(0, 1) inputs of the run's shape (the ports' ``torch.randn(input_size)``; the original
   TE-NAS counts 3x3 crops through a thin supernet, which does not apply to one network):
@@ -45,7 +45,7 @@ _TENAS = (
     description=(
         "condition number λ_max/λ_min of the NTK G Gᵀ on the batch, G[i] = ∂Σ_c logit[i,c]"
         "/∂(every parameter named *weight*), BatchNorm in training mode; float64 "
-        "eigenvalues; +inf with status 'singular' when λ_min <= 0"
+        "eigenvalues; +inf with status 'singular' when λ_min <= K·ε·λ_max"
     ),
     source=(
         f"{_TENAS}; VITA-Group/TENAS lib/procedures/ntk.py (get_ntk_n); per-architecture "
@@ -81,7 +81,7 @@ def ntk_cond(inp: MetricInput) -> Score:
     lo, hi = float(ev[0]), float(ev[-1])
     if math.isnan(lo) or math.isnan(hi):
         return Score(math.nan, "nan")
-    if lo <= 0.0:
+    if lo <= abs(hi) * k * 2.220446049250313e-16:  # numerically rank-deficient
         return Score(math.inf, "singular")
     return Score.of(hi / lo)
 

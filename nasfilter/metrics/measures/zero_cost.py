@@ -9,13 +9,13 @@ The loss is ``F.cross_entropy`` (mean over the batch) of the network's logits an
 batch labels, with the network in training mode (BatchNorm uses batch statistics), as
 the references run it (their ``measure(..., bn=True)`` copy, never put in eval mode).
 
-grad_norm, snip, fisher, plain and grasp read one shared forward/backward pass of that
-loss (``inp.shared("zc_ce_grads")``): the references compute the same gradients
--- snip's gradient with respect to its all-ones weight mask is exactly dL/dW ⊙ W, and
-grasp's first pass is dL/dW -- and fisher's per-channel sums are collected by tensor
-hooks during the same backward pass. grasp then runs its own second pass (a
-Hessian-gradient product) and synflow its own (float64, BatchNorm bypassed, all-ones
-input).
+grad_norm, snip, fisher and plain read one shared forward/backward pass of that loss
+(``inp.shared("zc_ce_grads")``): the references compute the same gradients -- snip's
+gradient with respect to its all-ones weight mask is exactly dL/dW ⊙ W -- and fisher's
+per-channel sums are collected by tensor hooks during the same backward pass. grasp runs
+one pass of its own (the gradient with ``create_graph``, whose values are also its first
+pass's dL/dW, then the Hessian-gradient product), and synflow its own (float64,
+BatchNorm bypassed, all-ones input).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _ce_grads(inp: MetricInput) -> _CEGrads:
     for i, g in zip(wanted, got, strict=True):
         grads[i] = g
     return _CEGrads(
-        weights=[m.weight.detach() for m in layers],
+        weights=[m.weight.detach().clone() for m in layers],
         grads=grads,
         fisher=fisher,
         fan=[math.prod(m.weight.shape[1:]) for m in layers],
@@ -188,20 +188,20 @@ def grasp(inp: MetricInput) -> float:
 
     from nasfilter.metrics.measures import _zc
 
-    r = inp.shared(_CE_KEY, _ce_grads)  # pass 1 of grasp.py: grad_w = ∂L/∂W
     model = inp.model
-    layers = _zc.weight_layers(model)
-    idx = [i for i, g in enumerate(r.grads) if g is not None]
-    if not idx:
+    weights = [m.weight for m in _zc.weight_layers(model) if m.weight.requires_grad]
+    if not weights:
         return 0.0
-    weights = [layers[i].weight for i in idx]
     with _zc.mode(model, True):
         loss = F.cross_entropy(_zc.logits(model, inp.inputs), inp.targets)  # T = 1
         grad_f = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+        # grasp.py's first pass computes grad_w = ∂L/∂W on the same network, batch and
+        # labels (training mode: BatchNorm's running statistics do not enter the
+        # output), i.e. the values of grad_f: they are read from this pass.
         z = None
-        for i, gf in zip(idx, grad_f, strict=True):
+        for gf in grad_f:
             if gf is not None:
-                term = (r.grads[i] * gf).sum()
+                term = (gf.detach() * gf).sum()
                 z = term if z is None else z + term
         if z is None:
             return 0.0
