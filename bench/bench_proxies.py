@@ -128,9 +128,7 @@ def main() -> None:
             batch_size=k,
             device=torch.device("cpu"),
             seed=args.seed,
-            ctx=ScoreContext(
-                dataset=shape, settings={"swap_mu": round(p), "swap_sigma": 1e6}
-            ),
+            ctx=ScoreContext(dataset=shape, settings={"swap_mu": round(p), "swap_sigma": 1e6}),
             inputs=x,
             targets=y,
         )

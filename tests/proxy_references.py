@@ -118,7 +118,9 @@ def ref_snip(net, x, y):  # type: ignore[no-untyped-def]
     F.cross_entropy(out_logits(net(x)), y).backward()
     return sum_arr(
         [
-            m.weight_mask.grad.abs() if m.weight_mask.grad is not None else torch.zeros_like(m.weight)
+            m.weight_mask.grad.abs()
+            if m.weight_mask.grad is not None
+            else torch.zeros_like(m.weight)
             for m in conv_linear(net)
         ]
     )
@@ -167,7 +169,9 @@ def ref_grasp(net, x, y):  # type: ignore[no-untyped-def]
         weights.append(m.weight)
         m.weight.requires_grad_(True)
     net.zero_grad()
-    grad_w = list(torch.autograd.grad(F.cross_entropy(out_logits(net(x)), y), weights, allow_unused=True))
+    grad_w = list(
+        torch.autograd.grad(F.cross_entropy(out_logits(net(x)), y), weights, allow_unused=True)
+    )
     loss = F.cross_entropy(out_logits(net(x)), y)
     grad_f = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
     z = 0
@@ -177,7 +181,9 @@ def ref_grasp(net, x, y):  # type: ignore[no-untyped-def]
     z.backward()
     return sum_arr(
         [
-            -m.weight.data * m.weight.grad if m.weight.grad is not None else torch.zeros_like(m.weight)
+            -m.weight.data * m.weight.grad
+            if m.weight.grad is not None
+            else torch.zeros_like(m.weight)
             for m in conv_linear(net)
         ]
     )
@@ -195,7 +201,9 @@ def ref_synflow_sum(net, x):  # type: ignore[no-untyped-def]
     torch.sum(out_logits(net(ones))).backward()
     return sum_arr(
         [
-            torch.abs(m.weight * m.weight.grad) if m.weight.grad is not None else torch.zeros_like(m.weight)
+            torch.abs(m.weight * m.weight.grad)
+            if m.weight.grad is not None
+            else torch.zeros_like(m.weight)
             for m in conv_linear(net)
         ]
     )
@@ -266,7 +274,11 @@ def ref_ntk_cond(net, x):  # type: ignore[no-untyped-def]
     grads = []
     for i in range(len(x)):
         logit[i : i + 1].backward(torch.ones_like(logit[i : i + 1]), retain_graph=True)
-        g = [w.grad.view(-1).detach() for name, w in net.named_parameters() if "weight" in name and w.grad is not None]
+        g = [
+            w.grad.view(-1).detach()
+            for name, w in net.named_parameters()
+            if "weight" in name and w.grad is not None
+        ]
         grads.append(torch.cat(g, -1))
         net.zero_grad()
     gm = torch.stack(grads, 0).double()
@@ -309,7 +321,9 @@ def ref_zico(net, x, y):  # type: ignore[no-untyped-def]
         for name, mod in net.named_modules():
             if isinstance(mod, nn.Conv2d) or isinstance(mod, nn.Linear):
                 if mod.weight.grad is not None:
-                    grad_dict.setdefault(name, []).append(mod.weight.grad.data.reshape(-1).numpy().copy())
+                    grad_dict.setdefault(name, []).append(
+                        mod.weight.grad.data.reshape(-1).numpy().copy()
+                    )
     total = 0
     for name in grad_dict:
         arr = np.array(grad_dict[name])
@@ -408,7 +422,10 @@ def ref_swap(net, x, seed, repeats=1):  # type: ignore[no-untyped-def]
 
 
 def ref_param_thousands(net):  # type: ignore[no-untyped-def]
-    return np.sum([np.prod(v.size()) for name, v in net.named_parameters() if "auxiliary" not in name]) / 1e3
+    return (
+        np.sum([np.prod(v.size()) for name, v in net.named_parameters() if "auxiliary" not in name])
+        / 1e3
+    )
 
 
 # -- AZ-NAS -------------------------------------------------------------------------------
@@ -423,12 +440,14 @@ def az_features(net, x):  # type: ignore[no-untyped-def]
     feats = []
     for child in net.children():
         child.register_forward_hook(
-            lambda mod, inp, out: feats.append(out)
-            if isinstance(out, torch.Tensor)
-            and out.dim() == 4
-            and out.shape[0] == x.shape[0]
-            and out.shape[2] * out.shape[3] > 1
-            else None
+            lambda mod, inp, out: (
+                feats.append(out)
+                if isinstance(out, torch.Tensor)
+                and out.dim() == 4
+                and out.shape[0] == x.shape[0]
+                and out.shape[2] * out.shape[3] > 1
+                else None
+            )
         )
     net(x)
     return feats
@@ -453,7 +472,7 @@ def ref_az(net, seed, shape):  # type: ignore[no-untyped-def]
     feats = az_features(net, randn_input(seed, 201, shape))
     expr = []
     for f in feats:
-        feat = f.detach().clone()
+        feat = f.detach().clone().double()  # nasfilter's documented precision
         b, c, h, w = feat.size()
         feat = feat.permute(0, 2, 3, 1).contiguous().view(b * h * w, c)
         feat = feat - feat.mean(dim=0, keepdim=True)
@@ -467,7 +486,9 @@ def ref_az(net, seed, shape):  # type: ignore[no-untyped-def]
     for i in reversed(range(1, len(feats))):
         f_out, f_in = feats[i], feats[i - 1]
         g_out = (torch.bernoulli(torch.ones_like(f_out) * 0.5, generator=rad) - 0.5) * 2
-        g_in = torch.autograd.grad(outputs=f_out, inputs=f_in, grad_outputs=g_out, retain_graph=False)[0]
+        g_in = torch.autograd.grad(
+            outputs=f_out, inputs=f_in, grad_outputs=g_out, retain_graph=False
+        )[0]
         if g_out.size() == g_in.size() and torch.all(g_in == g_out):
             scores.append(-np.inf)
             continue

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 
+import proxy_references as ref
 import pytest
 import torch
 from torch import nn
 
-import proxy_references as ref
 from nasfilter.datasets import get_shape
 from nasfilter.metrics import get_metric
 from nasfilter.metrics.inputs import ArchState, compute_score

@@ -181,7 +181,9 @@ def test_failures_are_statuses_not_placeholders() -> None:
     torch.manual_seed(0)
     net = get_space("nats-tss").build(ALL_NONE, 10)
     st = state_for(net, *batch(1))
-    got = {n: compute_score(get_metric(n), st) for n in ("synflow", "jacob_cov", "epe_nas", "ntk_cond")}
+    got = {
+        n: compute_score(get_metric(n), st) for n in ("synflow", "jacob_cov", "epe_nas", "ntk_cond")
+    }
     assert got["synflow"].value == -math.inf and got["synflow"].status == "-inf"
     assert math.isnan(got["jacob_cov"].value) and got["jacob_cov"].status == "nan"
     assert math.isnan(got["epe_nas"].value) and got["epe_nas"].status == "nan"
@@ -189,14 +191,33 @@ def test_failures_are_statuses_not_placeholders() -> None:
     # one sample cannot be split in two batches; a network without ReLU has no patterns
     one = compute_score(get_metric("zico"), state_for(sss(), *[t[:1] for t in batch(1)]))
     assert math.isnan(one.value) and one.status == "batch_too_small"
-    linear = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    linear = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    )
     lr = compute_score(get_metric("linear_regions"), state_for(linear, *batch(1)))
     assert math.isnan(lr.value) and lr.status == "no_relu"
 
 
 def test_ntk_of_a_network_with_fewer_weights_than_samples_is_singular() -> None:
     """rank(G Gᵀ) <= number of weights (here 3·2 + 2 = 8 < K = 12)."""
-    net = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 1))
+    net = nn.Sequential(
+        nn.Conv2d(3, 2, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 1)
+    )
     g = torch.Generator().manual_seed(0)
     x = torch.randn(12, 3, 8, 8, generator=g)
     assert compute("ntk_cond", net, x) == math.inf
+
+
+def test_every_metric_is_documented_in_docs_metrics() -> None:
+    """docs/metrics.md has a table row per metric with its direction and needs."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text("utf-8")
+    for m in list_metrics():
+        rows = [ln for ln in doc.splitlines() if ln.startswith(f"| `{m.name}` |")]
+        assert rows, f"{m.name} has no table row in docs/metrics.md"
+        cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+        assert cells[1].strip("*") == ("higher" if m.higher_is_better else "lower"), m.name
+        if m.name in EXPECTED:
+            listed = {n.strip() for n in cells[2].split(",") if n.strip() not in ("—", "")}
+            assert listed == EXPECTED[m.name][0], (m.name, listed)

@@ -43,9 +43,23 @@ def generator(inp: MetricInput, salt: int) -> torch.Generator:
     return seeded_generator(inp.seed * 1_000_003 + salt)
 
 
-def weight_layers(model: nn.Module) -> list[nn.Module]:
+def weight_layers(model: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     """Conv2d and Linear modules in ``model.modules()`` order (zero-cost-nas' layers)."""
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def batch_of(inp: MetricInput) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The run's batch and labels of a metric that declares ``data``."""
+    if inp.inputs is None:  # pragma: no cover - the engine refuses this earlier
+        raise ValueError(f"{inp.metric.name} needs the input batch")
+    return inp.inputs, inp.targets
+
+
+def labelled_batch(inp: MetricInput) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = batch_of(inp)
+    if y is None:  # pragma: no cover - the engine refuses this earlier
+        raise ValueError(f"{inp.metric.name} needs the batch labels")
+    return x, y
 
 
 @contextmanager
@@ -144,11 +158,12 @@ def cell_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     - else the 4-D outputs (leading dimension the batch, more than one spatial position)
       of the network's direct children, in call order, from one forward pass.
     """
-    if hasattr(model, "extract_cell_features"):
-        return list(model.extract_cell_features(x))
+    extract = getattr(model, "extract_cell_features", None)
+    if callable(extract):
+        return list(extract(x))
     stem, cells = getattr(model, "stem", None), getattr(model, "cells", None)
     if isinstance(stem, nn.Module) and isinstance(cells, (nn.ModuleList, nn.Sequential)):
-        feats = [stem(x)]
+        feats: list[torch.Tensor] = [stem(x)]
         for cell in cells:
             feats.append(cell(feats[-1]))
         return feats
@@ -171,8 +186,9 @@ def pre_gap_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     NASLib's ``forward_before_global_avg_pool``): ``model.forward_pre_GAP(x)`` when the
     network has it, else the input of its one ``nn.AdaptiveAvgPool2d`` call, caught by a
     hook during a forward pass (NASLib's way)."""
-    if hasattr(model, "forward_pre_GAP"):
-        return model.forward_pre_GAP(x)  # type: ignore[no-any-return]
+    pre_gap = getattr(model, "forward_pre_GAP", None)
+    if callable(pre_gap):
+        return pre_gap(x)  # type: ignore[no-any-return]
     caught: list[torch.Tensor] = []
 
     def hook(mod: nn.Module, args: tuple[Any, ...], y: Any) -> None:

@@ -24,6 +24,10 @@ AZ-NAS' fourth component, complexity, is FLOPs: nasfilter's ``flops`` metric (th
 NATS-Bench counter, which AZ-NAS reads from the NATS-Bench API). The aggregate
 (Σ log(rank/n) of the four) is not a metric here.
 
+Precision: the covariance and its eigenvalues are computed in float64 (the reference:
+float32). Feature maps of cells made of pooling and skip connections reach variances of
+1e7 to 1e12 with near-zero directions; float32 then returns eigenvalues below -1e-8·Σs,
+whose log is NaN (7 of the first 20 CIFAR-10 cells of the shipped NAS-Bench-201 sample).
 The reference turns NaN into -inf; nasfilter keeps NaN with status ``nan``.
 """
 
@@ -45,11 +49,12 @@ _NEEDS = ("gradients", "fresh_network")
 
 
 def expressivity_of(feat: Any) -> float:
-    """Entropy of the normalised covariance spectrum of a (B, C, H, W) map's channels."""
+    """Entropy of the normalised covariance spectrum of a (B, C, H, W) map's channels,
+    in float64 (see the module doc)."""
     import torch
 
     b, c, h, w = feat.shape
-    f = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    f = feat.permute(0, 2, 3, 1).reshape(b * h * w, c).to(torch.float64)
     f = f - f.mean(dim=0, keepdim=True)
     sigma = torch.mm(f.transpose(1, 0), f) / f.shape[0]
     s = torch.linalg.eigvalsh(sigma)

@@ -39,7 +39,7 @@ def _input_jacobian(inp: MetricInput) -> tuple[Any, int]:
     from nasfilter.metrics.measures import _zc
 
     model = inp.model
-    x = inp.inputs.detach().clone().requires_grad_(True)
+    x = _zc.batch_of(inp)[0].detach().clone().requires_grad_(True)
     with _zc.mode(model, True):
         y = _zc.logits(model, x)
         (jac,) = torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y))
@@ -125,6 +125,8 @@ def epe_score(j: Any, labels: Any, n_classes: int) -> float:
     ),
 )
 def epe_nas(inp: MetricInput) -> Score:
+    from nasfilter.metrics.measures import _zc
+
     j, n_classes = inp.shared("input_jacobian", _input_jacobian)
-    labels = inp.targets.detach().to("cpu").numpy()
+    labels = _zc.labelled_batch(inp)[1].detach().to("cpu").numpy()
     return Score.of(epe_score(j, labels, n_classes))

@@ -66,8 +66,9 @@ def _swap(inp: MetricInput) -> tuple[Score, float]:
     repeats = int(inp.ctx.settings.get("swap_repeats", 1) or 1)
     model = inp.model
     thousands = param_thousands(model)
-    s = min(SAMPLES, int(inp.inputs.shape[0]))
-    x = inp.inputs[:s]
+    batch, _ = _zc.batch_of(inp)
+    s = min(SAMPLES, int(batch.shape[0]))
+    x = batch[:s]
     g = _zc.generator(inp, _zc.SALT_SWAP_WEIGHTS)
     scores = []
     for _ in range(repeats):

@@ -59,10 +59,11 @@ def ntk_cond(inp: MetricInput) -> Score:
 
     model = inp.model
     params = [p for name, p in model.named_parameters() if "weight" in name and p.requires_grad]
-    k = inp.inputs.shape[0]
+    x, _ = _zc.batch_of(inp)
+    k = x.shape[0]
     gram = torch.zeros(k, k, dtype=torch.float64)
     with _zc.mode(model, True):
-        y = _zc.logits(model, inp.inputs)
+        y = _zc.logits(model, x)
         rows = []
         for i in range(k):
             gs = torch.autograd.grad(

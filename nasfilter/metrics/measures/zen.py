@@ -20,7 +20,7 @@ One repeat (NASLib's and AZ-NAS' setting; Zen-NAS' command line averages 32).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nasfilter.metrics.registry import Score, metric
 
@@ -62,7 +62,7 @@ def zen(inp: MetricInput) -> Score:
         mixed = _zc.pre_gap_features(model, mixup)
         score = torch.sum(torch.abs(out - mixed), dim=[1, 2, 3])
         score = torch.mean(score)
-        log_bn = 0.0
+        log_bn: Any = 0.0
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d) and m.running_var is not None:
                 log_bn += torch.log(torch.sqrt(torch.mean(m.running_var)))

@@ -29,7 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from nasfilter.metrics.inputs import MetricInput
 
 _ZC = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
-_ZC_REPO = "SamsungLabs/zero-cost-nas foresight/pruners/measures/{}.py (= automl/NASLib naslib/predictors/utils/pruners/measures/{}.py)"
+_ZC_REPO = (
+    "SamsungLabs/zero-cost-nas foresight/pruners/measures/{}.py "
+    "(= automl/NASLib naslib/predictors/utils/pruners/measures/{}.py)"
+)
 _CE_NEEDS = ("data", "labels", "gradients", "fresh_network")
 _CE_KEY = "zc_ce_grads"
 
@@ -65,7 +68,11 @@ def _ce_grads(inp: MetricInput) -> _CEGrads:
 
             def backward(grad: torch.Tensor) -> None:
                 # fisher.py: g_nk = Σ_spatial act * grad; Δ_k = 0.5 * mean_n g_nk²
-                g_nk = (act * grad).sum(dim=tuple(range(2, act.dim()))) if act.dim() > 2 else act * grad
+                g_nk = (
+                    (act * grad).sum(dim=tuple(range(2, act.dim())))
+                    if act.dim() > 2
+                    else act * grad
+                )
                 d = g_nk.pow(2).mean(0).mul(0.5)
                 fisher[i] = d if fisher[i] is None else fisher[i] + d
 
@@ -75,8 +82,9 @@ def _ce_grads(inp: MetricInput) -> _CEGrads:
 
     handles = [m.register_forward_hook(forward_hook(i)) for i, m in enumerate(layers)]
     wanted = [i for i, m in enumerate(layers) if m.weight.requires_grad]
+    x, y = _zc.labelled_batch(inp)
     with _zc.hooks(handles), _zc.mode(model, True):
-        loss = F.cross_entropy(_zc.logits(model, inp.inputs), inp.targets)
+        loss = F.cross_entropy(_zc.logits(model, x), y)
         got = torch.autograd.grad(loss, [layers[i].weight for i in wanted], allow_unused=True)
     grads: list[Any] = [None] * len(layers)
     for i, g in zip(wanted, got, strict=True):
@@ -117,9 +125,7 @@ def grad_norm(inp: MetricInput) -> float:
         "Σ |∂L/∂W ⊙ W| over Conv2d/Linear weights (SNIP connection sensitivity; "
         "cross-entropy, BatchNorm in training mode)"
     ),
-    source=(
-        "Lee et al., SNIP, ICLR 2019; " + _ZC + "; " + _ZC_REPO.format("snip", "snip")
-    ),
+    source=("Lee et al., SNIP, ICLR 2019; " + _ZC + "; " + _ZC_REPO.format("snip", "snip")),
 )
 def snip(inp: MetricInput) -> float:
     r = inp.shared(_CE_KEY, _ce_grads)
@@ -133,8 +139,7 @@ def snip(inp: MetricInput) -> float:
     version="1",
     needs=_CE_NEEDS,
     description=(
-        "Σ ∂L/∂W ⊙ W over Conv2d/Linear weights, signed (cross-entropy, BatchNorm in "
-        "training mode)"
+        "Σ ∂L/∂W ⊙ W over Conv2d/Linear weights, signed (cross-entropy, BatchNorm in training mode)"
     ),
     source=f"{_ZC}; " + _ZC_REPO.format("plain", "plain"),
 )
@@ -178,9 +183,7 @@ def fisher(inp: MetricInput) -> float:
         "-Σ W ⊙ (H g) over Conv2d/Linear weights, g = ∂L/∂W, H the Hessian of the "
         "cross-entropy (zero-cost-nas' sign: higher is better; BatchNorm in training mode)"
     ),
-    source=(
-        "Wang et al., GraSP, ICLR 2020; " + _ZC + "; " + _ZC_REPO.format("grasp", "grasp")
-    ),
+    source=("Wang et al., GraSP, ICLR 2020; " + _ZC + "; " + _ZC_REPO.format("grasp", "grasp")),
 )
 def grasp(inp: MetricInput) -> float:
     import torch
@@ -192,8 +195,9 @@ def grasp(inp: MetricInput) -> float:
     weights = [m.weight for m in _zc.weight_layers(model) if m.weight.requires_grad]
     if not weights:
         return 0.0
+    x, y = _zc.labelled_batch(inp)
     with _zc.mode(model, True):
-        loss = F.cross_entropy(_zc.logits(model, inp.inputs), inp.targets)  # T = 1
+        loss = F.cross_entropy(_zc.logits(model, x), y)  # T = 1
         grad_f = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         # grasp.py's first pass computes grad_w = ∂L/∂W on the same network, batch and
         # labels (training mode: BatchNorm's running statistics do not enter the
@@ -248,7 +252,7 @@ def synflow(inp: MetricInput) -> Score:
         for t in model.state_dict().values():
             t.abs_()  # linearize(): all parameters and buffers
     for m in bns:
-        m.forward = identity  # type: ignore[method-assign]  # copynet(bn=False)
+        setattr(m, "forward", identity)  # noqa: B010 - copynet(bn=False)
     try:
         weights = [m.weight for m in layers if m.weight.requires_grad]
         with _zc.mode(model, True):
@@ -256,7 +260,7 @@ def synflow(inp: MetricInput) -> Score:
             grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
     finally:
         for m in bns:
-            del m.forward
+            delattr(m, "forward")
     total = sum(
         float((w.detach() * g).abs().sum())
         for w, g in zip(weights, grads, strict=True)

@@ -63,7 +63,7 @@ def zico(inp: MetricInput) -> Score:
     from nasfilter.metrics.measures import _zc
 
     model = inp.model
-    x, y = inp.inputs, inp.targets
+    x, y = _zc.labelled_batch(inp)
     k = x.shape[0]
     if k < 2:
         return Score(float("nan"), "batch_too_small")
