@@ -26,6 +26,13 @@ Figures, all measured in the same run on the same network objects:
 4. the suite: every selected metric through ONE ``ArchState`` per cell (the engine's way:
    shared passes computed once), seconds per cell; target < 1 s at K = 64.
 
+``--fresh scratch`` replaces ArchState's copies by a prototype of a cheaper scheme
+(``ScratchState`` below, not library code): a metric's network copy is made only when the
+metric first reads ``inp.model`` (metrics that only read a shared result never copy), and
+it is one deep copy per dtype per cell, reset from the pristine network (weights and
+buffers copied in place, ``.grad`` cleared, ``requires_grad`` and modes restored) instead of
+a new ``copy.deepcopy``. ``--fresh deepcopy`` (default) is the library as it is.
+
 ``--repeats r`` times every figure r times per cell (interleaved) and keeps the minimum.
 Medians are over cells. Times are wall-clock (``time.perf_counter``); the suite also
 prints process CPU time, so that load from other processes is visible.
@@ -79,6 +86,65 @@ def best_of(repeats: int, fn: Any) -> tuple[float, Any]:
     return best, out
 
 
+def scratch_state_class() -> Any:
+    """A prototype (bench only) of a cheaper ``ArchState.fresh``: lazy, reset copies."""
+    import torch
+
+    from nasfilter.metrics.inputs import ArchState, MetricInput
+
+    class LazyInput(MetricInput):
+        @property  # type: ignore[override]
+        def model(self) -> Any:
+            if self._m is None:
+                self._m = self._state.model_for(self.metric)  # type: ignore[attr-defined]
+            return self._m
+
+        @model.setter
+        def model(self, value: Any) -> None:
+            self._m = value
+
+    class ScratchState(ArchState):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self._scratch: dict[Any, Any] = {}
+
+        def fresh(self, dtype: Any = None) -> Any:
+            held = self._scratch.get(dtype)
+            if held is None:
+                m = super().fresh(dtype)
+                src = list(self.pristine.state_dict().values())
+                dst = list(m.state_dict().values())
+                flags = [p.requires_grad for p in self.pristine.parameters()]
+                modes = [x.training for x in self.pristine.modules()]
+                self._scratch[dtype] = (m, src, dst, flags, modes)
+                return m
+            m, src, dst, flags, modes = held
+            with torch.no_grad():
+                for d, s_ in zip(dst, src, strict=True):
+                    d.copy_(s_)
+            for p, f in zip(m.parameters(), flags, strict=True):
+                p.grad = None
+                p.requires_grad_(f)
+            for x, t in zip(m.modules(), modes, strict=True):
+                x.training = t
+            return m
+
+        def model_for(self, metric: Any) -> Any:
+            if metric.needs_float64:
+                return self.fresh(torch.float64)
+            if metric.needs_fresh_network:
+                return self.fresh()
+            return self.pristine
+
+        def input_for(self, metric: Any) -> Any:
+            base = super().input_for  # checks data/labels; builds nothing below
+            if metric.needs_data and self.inputs is None:
+                return base(metric)
+            return LazyInput(self, metric, None)
+
+    return ScratchState
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=50)
@@ -87,6 +153,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh", choices=("deepcopy", "scratch"), default="deepcopy")
     args = ap.parse_args()
 
     import numpy as np
@@ -117,12 +184,15 @@ def main() -> None:
     rows = cells(min(args.n, 50))
     print(
         f"bench_proxies: {len(rows)} NATS-TSS cells, K={k}, CPU, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+        f"fresh copies: {args.fresh}"
     )
+
+    kind = ArchState if args.fresh == "deepcopy" else scratch_state_class()
 
     def state(net: Any) -> ArchState:
         p = sum(q.numel() for q in net.parameters()) / 1e3
-        return ArchState(
+        return kind(
             net,
             shape=shape,
             batch_size=k,

@@ -61,7 +61,7 @@ def ntk_cond(inp: MetricInput) -> Score:
     params = [p for name, p in model.named_parameters() if "weight" in name and p.requires_grad]
     x, _ = _zc.batch_of(inp)
     k = x.shape[0]
-    gram = torch.zeros(k, k, dtype=torch.float64)
+    gram = torch.zeros(k, k, dtype=torch.float64, device=x.device)
     with _zc.mode(model, True):
         y = _zc.logits(model, x)
         rows = []
@@ -76,7 +76,7 @@ def ntk_cond(inp: MetricInput) -> Score:
             rows.append([g.detach().reshape(-1) for g in gs if g is not None])
     # Θ = Σ_layers G_l G_lᵀ in float64, one layer at a time (no K x P float64 copy)
     for layer in range(len(rows[0])):
-        g = torch.stack([r[layer] for r in rows]).to(device="cpu", dtype=torch.float64)
+        g = torch.stack([r[layer] for r in rows]).to(dtype=torch.float64)
         gram += g @ g.T
     ev = torch.linalg.eigvalsh(gram)
     lo, hi = float(ev[0]), float(ev[-1])
