@@ -16,7 +16,6 @@ Conventions every proxy module relies on (docs/metrics.md says them again per me
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -211,12 +210,3 @@ def pre_gap_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits_of(model(x))
-
-
-def finite_or_status(value: float, status_if_nan: str = "nan") -> Any:
-    """A ``Score`` for ``value``: ``ok``, or ``nan``/``inf``/``-inf``."""
-    from nasfilter.metrics.registry import Score
-
-    if math.isnan(value):
-        return Score(value, status_if_nan)
-    return Score.of(value)
