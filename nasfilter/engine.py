@@ -67,6 +67,7 @@ class ScoreRequest:
     penalty: str | None = None
     mu: float = 0.2
     sigma: float = 0.4
+    params: dict[str, float] | None = None  # metrics' own settings (--param)
     explicit: bool = False  # candidates come from a caller, given to execute(archs=...)
     batch_rows: int = 1_000_000
     flush_seconds: float = 5.0
@@ -115,6 +116,7 @@ def plan(req: ScoreRequest) -> tuple[RunSettings, ArchPlan]:
         penalty=req.penalty,
         mu=req.mu,
         sigma=req.sigma,
+        params=req.params,
     )
     space = settings.space_obj()
     chosen = sum([req.all, req.n is not None, req.archs is not None])

@@ -231,8 +231,11 @@ def test_spaces_lists_sizes_and_what_each_metric_needs(runner: CliRunner) -> Non
     rows = {x["space"]: x for x in json.loads(r.stdout)}
     assert rows["nats-tss"]["size"] == 15_625 and rows["nats-sss"]["size"] == 32_768
     needs = rows["nats-tss"]["needs"]
-    assert "relu_count, size_kb: nothing (analytic)" in needs
-    assert "naswot: torch (networks built), input images (--data)" in needs
+    groups = {what: names.split(", ") for names, what in (g.split(": ") for g in needs.split("; "))}
+    assert {"relu_count", "size_kb", "params", "flops"} <= set(groups["nothing (analytic)"])
+    assert "naswot" in groups["torch (networks built), input images (--data)"]
+    assert "synflow" in groups["torch (networks built)"]  # data-free: no images needed
+    assert groups["not available"] == ["peak_ram_kb"]  # µNAS's figure only
 
 
 def test_cli_choices_are_the_library_choices() -> None:

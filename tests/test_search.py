@@ -593,7 +593,7 @@ def test_cli_csv_headers_are_unique_whatever_the_metric(runner: CliRunner, db: P
         (["nats-tss", "--penalty", "box"], 2, "'box' is not one of 'gdf', 'hsdf', 'rdf'"),
         (["nats-tss", "--penalty", "gdf", "--sigma", "0"], 2, "sigma must be finite and > 0"),
         (["nats-tss", "--metric", "naswot"], 2, "naswot needs input images"),
-        (["nats-tss", "--metric", "zen"], 2, "Unknown metric 'zen'"),
+        (["nats-tss", "--metric", "zenith"], 2, "Unknown metric 'zenith'"),
         (["nats-tss", "--algo", "evolution", "--ea-sample", "11"], 2, "--ea-sample must be"),
         (
             ["nats-tss", "--dataset", "cifar10-valid", "--population", "truth"],

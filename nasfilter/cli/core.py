@@ -25,12 +25,14 @@ from nasfilter.cli.options import (
     MaxMacsOption,
     MaxRamKbOption,
     MuOption,
+    ParamOption,
     PenaltyName,
     RunOption,
     ShapeOption,
     ShowSqlOption,
     SigmaOption,
     WideOption,
+    parse_params,
 )
 from nasfilter.cli.render import Format, console, err_console, render
 from nasfilter.errors import UsageError
@@ -58,7 +60,7 @@ def spaces(fmt: FormatOption = Format.table) -> None:
 
 
 def metrics(fmt: FormatOption = Format.table) -> None:
-    """List the metrics and their metadata."""
+    """List the metrics and their metadata: direction, what they need, their parameters."""
     from nasfilter.metrics import list_metrics
 
     rows = [
@@ -69,6 +71,9 @@ def metrics(fmt: FormatOption = Format.table) -> None:
             "yes" if m.needs_model else "no",
             "yes" if m.needs_data else "no",
             "yes" if m.needs_gradients else "no",
+            ", ".join(sorted(m.needs)) or "-",
+            ", ".join(f"{k}={'required' if v is None else v}" for k, v in m.params) or "-",
+            m.unit,
             m.description,
         )
         for m in list_metrics()
@@ -81,6 +86,9 @@ def metrics(fmt: FormatOption = Format.table) -> None:
             "needs model",
             "needs data",
             "needs gradients",
+            "needs",
+            "params",
+            "unit",
             "description",
         ],
         rows,
@@ -185,6 +193,7 @@ def score(
     ] = None,
     mu: MuOption = 0.2,
     sigma: SigmaOption = 0.4,
+    param: ParamOption = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", help="Finish an interrupted run (its id, or 'latest'); alone."),
@@ -222,6 +231,7 @@ def score(
                 ("--shape", shape is not None),
                 ("--seed", seed != 0),
                 ("--penalty", penalty is not None),
+                ("--param", bool(param)),
             )
             if v
         ]
@@ -262,6 +272,7 @@ def score(
             penalty=penalty.value if penalty is not None else None,
             mu=mu,
             sigma=sigma,
+            params=parse_params(param),
         )
         engine.plan(req)  # validate before touching the database
     with Store.open(db) as store:

@@ -111,6 +111,41 @@ MuOption = Annotated[
 ]
 SigmaOption = Annotated[float, typer.Option("--sigma", help="Penalty width in MB.")]
 
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        help="A metric's own setting, NAME=VALUE (repeatable), e.g. swap_mu=500 "
+        "(see docs/metrics.md).",
+        show_default=False,
+    ),
+]
+
+
+def parse_params(items: list[str] | None) -> dict[str, float]:
+    """``--param NAME=VALUE`` options as a mapping (numbers)."""
+    import math
+
+    from nasfilter.errors import UsageError
+
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = str(item).partition("=")
+        name = name.strip()
+        try:
+            v = float(value)
+        except ValueError:
+            v = math.nan
+        if not sep or not name or not math.isfinite(v):
+            raise UsageError(
+                f"--param {item!r} is not NAME=NUMBER.", "Pass e.g. --param swap_mu=500."
+            )
+        if name in out:
+            raise UsageError(f"--param {name} is given twice.")
+        out[name] = int(v) if v.is_integer() else v
+    return out
+
+
 MaxKbOption = Annotated[
     float | None,
     typer.Option("--max-kb", help="Flash budget: keep only networks of at most this size_kb."),

@@ -25,10 +25,12 @@ from nasfilter.cli.options import (
     MaxMacsOption,
     MaxRamKbOption,
     MuOption,
+    ParamOption,
     PenaltyName,
     PopulationKind,
     ShapeOption,
     SigmaOption,
+    parse_params,
 )
 from nasfilter.cli.render import Format, err_console, render
 
@@ -132,6 +134,7 @@ def search(
     device: DeviceOption = "auto",
     bn_mode: BnModeOption = BnMode.batch,
     bytes_per_param: BytesPerParamOption = 1.0,
+    param: ParamOption = None,
     reuse: Annotated[
         bool,
         typer.Option(
@@ -195,6 +198,7 @@ def search(
         device=device,
         bn_mode=bn_mode.value,
         bytes_per_param=bytes_per_param,
+        params=parse_params(param),
         reuse=reuse,
     )
     planned = plan_search(req)  # validate before touching the database

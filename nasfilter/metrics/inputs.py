@@ -109,12 +109,25 @@ class ArchState:
         self.space = space
         self.arch = arch
         self.memo: dict[Any, Any] = {}
+        self._scratch: dict[torch.dtype | None, nn.Module] = {}
 
     def fresh(self, dtype: torch.dtype | None = None) -> nn.Module:
-        """A copy of the pristine network (same seeded weights), optionally converted."""
+        """A new copy of the pristine network (same seeded weights), optionally
+        converted."""
         m = copy.deepcopy(self.pristine)
         if dtype is not None:
             m = m.to(dtype=dtype)
+        return m
+
+    def scratch(self, dtype: torch.dtype | None = None) -> nn.Module:
+        """The working copy of the pristine network for one metric at a time: made once
+        per dtype (a deep copy), then reset in place to the pristine state (weights,
+        buffers, ``.grad``, ``requires_grad``, train/eval modes) for the next metric. A
+        copy whose structure or hooks a metric changed is replaced by a new one."""
+        m = self._scratch.get(dtype)
+        if m is not None and _reset(m, self.pristine):
+            return m
+        m = self._scratch[dtype] = self.fresh(dtype)
         return m
 
     def probe(self) -> Any:
@@ -127,22 +140,49 @@ class ArchState:
             raise UsageError(f"{metric.name} needs input images.", "Pass --data.")
         if metric.needs_labels and self.targets is None:
             raise UsageError(f"{metric.name} needs labels (targets).")
-        if metric.needs_float64:
-            model = self.fresh(torch.float64)
-        elif metric.needs_fresh_network:
-            model = self.fresh()
-        else:
-            model = self.pristine
-        return MetricInput(self, metric, model)
+        return MetricInput(self, metric)
+
+
+def _reset(copy_: nn.Module, pristine: nn.Module) -> bool:
+    """Put ``copy_`` (a deep copy of ``pristine``, maybe in another dtype) back into the
+    pristine state in place; False when its structure or hooks no longer match."""
+    mods = list(copy_.modules())
+    refs = list(pristine.modules())
+    if len(mods) != len(refs):
+        return False
+    for a, b in zip(mods, refs, strict=True):
+        if type(a) is not type(b) or "forward" in a.__dict__:
+            return False
+        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks"):
+            if len(getattr(a, hooks)) != len(getattr(b, hooks)):
+                return False
+    pa, pb = list(copy_.named_parameters()), list(pristine.named_parameters())
+    ba, bb = list(copy_.named_buffers()), list(pristine.named_buffers())
+    if [n for n, _ in pa] != [n for n, _ in pb] or [n for n, _ in ba] != [n for n, _ in bb]:
+        return False
+    with torch.no_grad():
+        for (_, x), (_, y) in zip(pa, pb, strict=True):
+            if x.shape != y.shape:
+                return False
+            x.copy_(y)
+            x.grad = None
+            x.requires_grad_(y.requires_grad)
+        for (_, u), (_, v) in zip(ba, bb, strict=True):
+            if u.shape != v.shape:
+                return False
+            u.copy_(v)
+    for a, b in zip(mods, refs, strict=True):
+        a.training = b.training
+    return True
 
 
 class MetricInput:
     """The view of one architecture that one model-path metric gets (see module doc)."""
 
-    def __init__(self, state: ArchState, metric: Metric, model: nn.Module) -> None:
+    def __init__(self, state: ArchState, metric: Metric) -> None:
         self._state = state
         self.metric = metric
-        self.model = model
+        self._model: nn.Module | None = None
         self.inputs = state.inputs if metric.needs_data else None
         self.targets = state.targets if metric.needs_labels else None
         self.shape = state.shape
@@ -153,6 +193,20 @@ class MetricInput:
         self.bn_mode = state.bn_mode
         self.space = state.space
         self.arch = state.arch
+
+    @property
+    def model(self) -> nn.Module:
+        """The network (see the module doc), made on first use: a metric that only reads
+        a shared result never pays for a copy."""
+        if self._model is None:
+            st = self._state
+            if self.metric.needs_float64:
+                self._model = st.scratch(torch.float64)
+            elif self.metric.needs_fresh_network:
+                self._model = st.scratch(None)
+            else:
+                self._model = st.pristine
+        return self._model
 
     @property
     def dtype(self) -> torch.dtype:
@@ -217,12 +271,15 @@ def compute(
     seed: int = 0,
     bytes_per_param: float = 1.0,
     num_classes: int | None = None,
+    params: dict[str, Any] | None = None,
 ) -> float:
     """Score any ``nn.Module`` with any registered metric; the value (NaN, ±inf kept).
 
     ``inputs``: a (K, C, H, W) batch, which also gives data-free metrics their input
     shape and batch size. ``targets``: (K,) class indices, for metrics that need labels.
     The caller's model is not changed (metrics work on copies where they modify).
+    ``params``: the metric's own settings (``--param`` on the command line; e.g.
+    ``{"swap_mu": 500, "swap_sigma": 500}`` for swap_reg); defaults otherwise.
     """
     from nasfilter.metrics.probe import ModelProbe
 
@@ -246,7 +303,9 @@ def compute(
                 model.train(was)
     shape = DatasetShape("custom", num_classes, h, c, None if w == h else w)
     pristine = copy.deepcopy(model)
-    ctx = ScoreContext(dataset=shape, bytes_per_param=bytes_per_param)
+    settings: dict[str, Any] = dict(m.params)
+    settings.update(params or {})
+    ctx = ScoreContext(dataset=shape, bytes_per_param=bytes_per_param, settings=settings)
     holder: dict[str, Any] = {}
 
     def probe() -> Any:

@@ -107,6 +107,9 @@ class Metric:
     probe_options: tuple[tuple[str, Any], ...] = ()
     #: where the definition comes from (paper; reference code: repository and file)
     source: str = ""
+    #: the metric's own settings, name -> default (None: required), set with
+    #: ``--param NAME=VALUE``; read from ``ctx.settings[name]``
+    params: tuple[tuple[str, Any], ...] = ()
 
     # -- declared needs -------------------------------------------------------------------
     @property
@@ -166,6 +169,7 @@ class Metric:
             "needs": sorted(self.needs),
             "figure": self.figure,
             "source": self.source,
+            "params": dict(self.params),
             "needs_model": self.needs_model,
             "needs_data": self.needs_data,
             "needs_labels": self.needs_labels,
@@ -206,6 +210,7 @@ def metric(
     figure_transform: Callable[[Any, ScoreContext], Any] | None = None,
     probe_options: dict[str, Any] | None = None,
     source: str = "",
+    params: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as metric ``name``.
 
@@ -242,6 +247,7 @@ def metric(
                 from_model=fn if path == "model" else None,
                 probe_options=tuple(sorted((probe_options or {}).items())),
                 source=source,
+                params=tuple(sorted((params or {}).items())),
             )
         )
         return fn

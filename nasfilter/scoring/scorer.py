@@ -126,7 +126,7 @@ class Scorer:
         self.ctx = ScoreContext(
             dataset=self.shape,
             bytes_per_param=settings.bytes_per_param,
-            settings=settings.to_json(),
+            settings={**settings.to_json(), **settings.metric_params()},
         )
         self.ref_costs = {"params", "flops"} <= self.space.figures
         self.builds = bool(self.probe_metrics or self.model_metrics)

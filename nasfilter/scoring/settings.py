@@ -119,6 +119,8 @@ class RunSettings:
     bn_mode: str = "batch"
     bytes_per_param: float = 1.0
     penalty: PenaltySettings | None = None
+    #: metrics' own settings (``--param NAME=VALUE``), sorted by name
+    params: tuple[tuple[str, float], ...] = ()
     batch: dict[str, Any] | None = field(default=None, compare=False)
 
     # -- construction ---------------------------------------------------------------------
@@ -139,6 +141,7 @@ class RunSettings:
         penalty: str | None = None,
         mu: float = 0.2,
         sigma: float = 0.4,
+        params: dict[str, float] | None = None,
     ) -> RunSettings:
         """Validated settings from user-level options (what the CLI passes).
 
@@ -179,6 +182,7 @@ class RunSettings:
             bn_mode=bn_mode,
             bytes_per_param=bytes_per_param,
             penalty=pen,
+            params=tuple(sorted((params or {}).items())),
         )
         s.check()
         if not s.needs_images:  # a data-free run does not depend on (or record) --data
@@ -219,6 +223,25 @@ class RunSettings:
             )
         if self.builds_networks:
             _check_int("--batch-size", self.batch_size, 2)
+        declared: dict[str, dict[str, Any]] = {}
+        for m in self.metric_objs():
+            for name, default in m.params:
+                declared.setdefault(name, {})[m.name] = default
+        given = dict(self.params)
+        for name in given:
+            if name not in declared:
+                have = ", ".join(sorted(declared)) or "none"
+                raise UsageError(
+                    f"--param {name}: no metric of this run takes it.",
+                    f"The metrics' parameters: {have}.",
+                )
+        for name, by in sorted(declared.items()):
+            if name not in given and all(d is None for d in by.values()):
+                raise UsageError(
+                    f"{', '.join(sorted(by))} {'needs' if len(by) == 1 else 'need'} "
+                    f"--param {name}=VALUE (it has no default).",
+                    "See docs/metrics.md for what it means.",
+                )
         if self.bn_mode not in BN_MODES:
             raise UsageError(f"--bn-mode must be 'batch' or 'eval' (got {self.bn_mode!r}).")
         if self.device.split(":")[0] not in DEVICES:
@@ -256,6 +279,16 @@ class RunSettings:
     @property
     def needs_labels(self) -> bool:
         return any(m.needs_labels for m in self.metric_objs())
+
+    def metric_params(self) -> dict[str, Any]:
+        """Every declared parameter of the run's metrics: the given value, else the
+        metric's default."""
+        out: dict[str, Any] = {}
+        for m in self.metric_objs():
+            for name, default in m.params:
+                out.setdefault(name, default)
+        out.update(dict(self.params))
+        return out
 
     def penalized_of(self) -> dict[str, str]:
         """base metric -> its penalized name, for every higher-is-better metric."""
@@ -314,6 +347,10 @@ class RunSettings:
             "shape": shape.as_dict(),
             "bytes_per_param": float(self.bytes_per_param),
         }
+        mine = {name for name, _ in m.params}
+        if mine:
+            values = self.metric_params()
+            key["params"] = {name: values.get(name) for name in sorted(mine)}
         if path != "analytic":
             key.update(seed=self.seed, init=INIT, bn_mode=self.bn_mode, device=self.device)
             if m.needs_data or m.needs_labels:
@@ -340,6 +377,8 @@ class RunSettings:
             "builds_networks": self.builds_networks,
             "penalty": self.penalty.as_dict() if self.penalty else None,
         }
+        if self.params:
+            d["params"] = dict(self.params)
         if self.builds_networks:
             d.update(
                 data=self.data,
@@ -375,6 +414,7 @@ class RunSettings:
             penalty=PenaltySettings(pen["penalty"], float(pen["mu"]), float(pen["sigma"]))
             if pen
             else None,
+            params=tuple(sorted((d.get("params") or {}).items())),
             batch=d.get("batch"),
         )
 

@@ -54,6 +54,7 @@ class SearchRequest:
     device: str = "auto"
     bn_mode: str = "batch"
     bytes_per_param: float = 1.0
+    params: dict[str, float] | None = None  # metrics' own settings (--param)
     reuse: bool = True
 
 
@@ -81,7 +82,14 @@ def metric_settings(req: SearchRequest, metric: str) -> RunSettings:
         device=req.device,
         bn_mode=req.bn_mode,
         bytes_per_param=req.bytes_per_param,
+        params={k: v for k, v in (req.params or {}).items() if k in _params_of(metric)},
     )
+
+
+def _params_of(metric: str) -> set[str]:
+    from nasfilter.metrics import get_metric
+
+    return {name for name, _ in get_metric(metric).params}
 
 
 def plan_search(req: SearchRequest) -> dict[str, Any]:

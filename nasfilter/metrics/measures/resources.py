@@ -125,6 +125,7 @@ def macs(inp: MetricInput) -> float:
     path="analytic",
     higher_is_better=False,
     figure="peak_ram_kb",
+    params={"bytes_per_activation": 1.0},
     description=(
         "peak activation memory (kB, int8) of the best operator order: inputs, output and "
         "every tensor still needed live; network input and weights not counted; an "

@@ -85,6 +85,7 @@ def _swap(inp: MetricInput) -> tuple[Score, float]:
     "swap",
     version="1",
     needs=("data", "fresh_network"),
+    params={"swap_repeats": 1},
     unit="patterns",
     description=(
         "SWAP-Score: distinct activation patterns of the ReLU neurons over the first 16 "
@@ -106,6 +107,7 @@ def param_thousands(model: Any) -> float:
     "swap_reg",
     version="1",
     needs=("data", "fresh_network"),
+    params={"swap_repeats": 1, "swap_mu": None, "swap_sigma": None},
     unit="patterns",
     description=(
         "swap x exp(-(Θ - μ)²/σ), Θ = parameters/1000, μ = settings swap_mu, σ = "
