@@ -365,6 +365,9 @@ def execute(
             writer.flush()
             if on_progress and scored > reported:
                 on_progress(scored - reported)
+            # rank aggregates rank within the whole run: computed once it is complete
+            for name, counts in store.write_rank_aggregates(run_id).items():
+                statuses[name] = Counter(counts)
             status = "completed"
         except KeyboardInterrupt:
             with critical():

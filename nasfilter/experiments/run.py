@@ -7,6 +7,8 @@
   Table 6).
 - Exp. 3: the penalty factors and each metric x penalty against size.
 - Exp. 4: penalized random search at the largest N: accuracy and size (Table 7's layout).
+- Exp. 5 (not the dissertation's; nasfilter issue 11): random search with relu_count,
+  NASWOT, the best single metric and the two ensembles, at the same N (``FILTERS``).
 
 Ground truth: the loaded ground truth for the dataset when there is some; otherwise the
 sample shipped for the space (NAS-Bench-201: its CIFAR-10 is ``cifar10-valid`` with
@@ -33,6 +35,11 @@ from nasfilter.errors import DataError, UsageError
 from nasfilter.store import Store
 
 METRICS = ("relu_count", "naswot")  # the proposed metric, the baseline
+#: the best single metric on the shipped NAS-Bench-201 sample (CIFAR-10 Kendall τ,
+#: bench/bench_ranking.py; docs/metrics.md "Aggregates")
+BEST_SINGLE = "meco"
+#: Exp. 5: the filters compared in random search
+FILTERS = (*METRICS, BEST_SINGLE, "ensemble_free", "ensemble")
 PENALTIES = ("gdf", "hsdf", "rdf")
 EXP1_DEFAULT_MAX = 1000
 DEFAULT_SPLIT = "valid"  # the dissertation's Exp. 1 ranks by validation accuracy
@@ -135,6 +142,7 @@ class Results:
     exp3_points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     n4: int | None = None
     exp4: dict[tuple[str, str], Any] = field(default_factory=dict)
+    exp5: dict[tuple[int, str], Any] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -318,6 +326,7 @@ def run_experiments(
     total = len(archs) + sum(ns) * len(METRICS) * req.repeats
     if n4 is not None:
         total += n4 * len(METRICS) * len(PENALTIES) * req.repeats
+    total += sum(ns) * (len(FILTERS) - len(METRICS)) * req.repeats
     if on_total:
         on_total(total, 0)
 
@@ -397,6 +406,9 @@ def run_experiments(
             res.exp4[(m, "none")] = res.exp2[(n4, m)]
             for pen in PENALTIES:
                 res.exp4[(m, pen)] = search(n4, m, pen)
+    for n in ns:  # Exp. 5: the filters of issue 11 (relu_count and NASWOT: Exp. 2's)
+        for m in FILTERS:
+            res.exp5[(n, m)] = res.exp2[(n, m)] if m in METRICS else search(n, m)
     store.release()
     res.seconds = time.perf_counter() - t_start
     return res

@@ -284,6 +284,18 @@ def compute(
     from nasfilter.metrics.probe import ModelProbe
 
     m = get_metric(name)
+    if m.aggregate is not None:
+        return _compute_aggregate(
+            m,
+            model,
+            inputs,
+            targets,
+            bn_mode=bn_mode,
+            seed=seed,
+            bytes_per_param=bytes_per_param,
+            num_classes=num_classes,
+            params=params,
+        )
     if not m.model_capable:
         raise UsageError(f"{name} is computed from an architecture's identity only.")
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
@@ -327,3 +339,22 @@ def compute(
         probe=probe,
     )
     return compute_score(m, state).value
+
+
+def _compute_aggregate(m: Metric, model: nn.Module, inputs: torch.Tensor, targets: Any, **kw: Any) -> float:
+    """A formula aggregate on any module: its components through ``compute``, then its
+    formula. A rank aggregate has no value for one network (it ranks a population)."""
+    from nasfilter.metrics.aggregate import formula_value
+
+    agg = m.aggregate
+    assert agg is not None
+    if agg.kind == "rank":
+        raise UsageError(
+            f"{m.name} ranks architectures within a population; one network has no value.",
+            f"Score its components ({', '.join(agg.names)}) and rank them, or score a run.",
+        )
+    values = {}
+    for c in agg.names:
+        v = compute(c, model, inputs, targets, **kw)
+        values[c] = (v, Score.of(v).status)
+    return formula_value(agg, values)[0]

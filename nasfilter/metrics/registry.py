@@ -14,6 +14,11 @@ entry-point group. A metric may provide up to three paths:
 - ``model``: ``(inp: MetricInput) -> value`` with its own computation on the network
   (gradients, several passes, modified weights): see ``nasfilter.metrics.inputs``.
 
+An *aggregate* metric has none of these: it is defined over other metrics (its
+components, ``nasfilter.metrics.aggregate``), computed per architecture from their
+values (path ``aggregate``) or by ranks within a population (path ``rank``); it needs
+what its components need.
+
 and declares what it needs (``NEEDS``):
 
 - ``data``: real input images (``--data``); without it a metric makes its own inputs
@@ -39,13 +44,15 @@ from typing import TYPE_CHECKING, Any
 from nasfilter.errors import UnknownMetricError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nasfilter.metrics.aggregate import Aggregate
     from nasfilter.metrics.inputs import MetricInput
     from nasfilter.metrics.probe import ModelProbe
     from nasfilter.spaces.base import Space
 
 NEEDS: tuple[str, ...] = ("data", "labels", "gradients", "fresh_network", "float64")
 
-#: How a value was computed, as stored in ``run_metrics.path``.
+#: How a value was computed, as stored in ``run_metrics.path`` (a registered metric's
+#: own paths; aggregates take ``aggregate`` or ``rank``, see ``nasfilter.metrics.aggregate``).
 PATHS: tuple[str, ...] = ("analytic", "probe", "model")
 
 
@@ -110,6 +117,8 @@ class Metric:
     #: the metric's own settings, name -> default (None: required), set with
     #: ``--param NAME=VALUE``; read from ``ctx.settings[name]``
     params: tuple[tuple[str, Any], ...] = ()
+    #: an aggregate's definition (``nasfilter.metrics.aggregate``); None for other metrics
+    aggregate: Aggregate | None = None
 
     # -- declared needs -------------------------------------------------------------------
     @property
@@ -138,9 +147,17 @@ class Metric:
         return self.from_probe is not None or self.from_model is not None
 
     @property
+    def components(self) -> tuple[str, ...]:
+        """An aggregate's component metrics (empty for other metrics)."""
+        return self.aggregate.names if self.aggregate is not None else ()
+
+    @property
     def needs_model(self) -> bool:
         """Whether the metric needs a built network for every space (no analytic path
-        at all). For a given space, see ``analytic_in``."""
+        at all; for an aggregate: any component does). For a given space, see
+        ``analytic_in``."""
+        if self.aggregate is not None:
+            return any(get_metric(c).needs_model for c in self.components)
         return self.from_arch is None
 
     def analytic_in(self, space: Space) -> bool:
@@ -150,7 +167,13 @@ class Metric:
         return self.figure is None or self.figure in space.figures
 
     def path_in(self, space: Space) -> str | None:
-        """'analytic', 'probe' or 'model' for ``space``; None if it cannot be computed."""
+        """'analytic', 'probe' or 'model' for ``space`` ('aggregate' or 'rank' for an
+        aggregate whose components all can be computed there); None if it cannot be
+        computed."""
+        if self.aggregate is not None:
+            if all(get_metric(c).path_in(space) is not None for c in self.components):
+                return self.aggregate.path
+            return None
         if self.analytic_in(space):
             return "analytic"
         if self.from_probe is not None:
@@ -176,6 +199,7 @@ class Metric:
             "needs_gradients": self.needs_gradients,
             "needs_fresh_network": self.needs_fresh_network,
             "needs_float64": self.needs_float64,
+            **({"aggregate": self.aggregate.as_dict()} if self.aggregate is not None else {}),
         }
 
 
@@ -187,13 +211,39 @@ def register(m: Metric) -> Metric:
     """Add a metric; a second metric of the same name is refused."""
     if m.name in _REGISTRY:
         raise ValueError(f"metric {m.name!r} is already registered")
-    if m.from_arch is None and not m.model_capable:
+    if m.aggregate is not None:
+        m.aggregate.check(m.name)
+        if m.from_arch is not None or m.model_capable:
+            raise ValueError(f"aggregate {m.name!r} cannot also have its own paths")
+    elif m.from_arch is None and not m.model_capable:
         raise ValueError(f"metric {m.name!r} has no way to be computed")
     bad = set(m.needs) - set(NEEDS)
     if bad:
         raise ValueError(f"metric {m.name!r} declares unknown needs {sorted(bad)}")
+    if m.aggregate is not None and _LOADED.get("resolved"):
+        m = _resolve(m)
     _REGISTRY[m.name] = m
     return m
+
+
+def _resolve(m: Metric) -> Metric:
+    """An aggregate with its components checked (registered, not aggregates) and the
+    union of their needs and parameters as its own."""
+    from dataclasses import replace
+
+    assert m.aggregate is not None
+    needs: set[str] = set(m.needs)
+    params: dict[str, Any] = dict(m.params)
+    for c in m.components:
+        comp = _REGISTRY.get(c)
+        if comp is None:
+            raise ValueError(f"aggregate {m.name!r}: component {c!r} is not a registered metric")
+        if comp.aggregate is not None:
+            raise ValueError(f"aggregate {m.name!r}: component {c!r} is itself an aggregate")
+        needs |= comp.needs
+        for k, v in comp.params:
+            params.setdefault(k, v)
+    return replace(m, needs=frozenset(needs), params=tuple(sorted(params.items())))
 
 
 def metric(
@@ -288,6 +338,10 @@ def _load() -> None:
 
     for ep in entry_points(group="nasfilter.metrics"):
         ep.load()
+    for name, m in list(_REGISTRY.items()):
+        if m.aggregate is not None:
+            _REGISTRY[name] = _resolve(m)
+    _LOADED["resolved"] = True
 
 
 def get_metric(name: str) -> Metric:

@@ -15,7 +15,10 @@ For each architecture it computes, in this order:
    values);
 4. each model-path metric with a ``MetricInput`` (a fresh copy of the network when it
    declares ``fresh_network`` or ``float64``; see ``nasfilter.metrics.inputs``);
-5. penalized values ``<metric>_<penalty>`` = value x p(size_kb / 1000).
+5. formula aggregates (``nasfilter.metrics.aggregate``), from the values of their
+   components (which the run's settings always include); rank aggregates depend on the
+   population and are computed over a whole run when it completes, not here;
+6. penalized values ``<metric>_<penalty>`` = value x p(size_kb / 1000).
 
 Times: ``seconds`` of a row is the metric's own computation; building the network and
 the shared pass are measured once per architecture (``build_seconds``, ``pass_seconds``)
@@ -57,6 +60,8 @@ class ArchResult:
     build_seconds: float | None = None
     pass_seconds: float | None = None
     paths: dict[str, str] = field(default_factory=dict)
+    #: an aggregate's components, by aggregate
+    parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def value(self, metric: str) -> tuple[float, str]:
         for name, v, st, _ in self.rows:
@@ -67,11 +72,17 @@ class ArchResult:
     def standalone_seconds(self, metric: str) -> float:
         """The time this metric alone would have taken for this architecture: its own
         time, plus building the network and the shared pass when it used them."""
-        own = next(s for name, _, _, s in self.rows if name == metric)
-        path = self.paths.get(metric, "analytic")
-        if path in ("probe", "model"):
+        paths = {self.paths.get(metric, "analytic")}
+        if metric in self.parts:  # an aggregate's own time includes its components'
+            paths = {self.paths.get(c, "analytic") for c in self.parts[metric]}
+        own = next((s for name, _, _, s in self.rows if name == metric), None)
+        if own is None:  # a rank aggregate (not computed per architecture): its parts
+            if metric not in self.parts:
+                raise KeyError(metric)
+            own = sum(s for name, _, _, s in self.rows if name in self.parts[metric])
+        if paths & {"probe", "model"}:
             own += self.build_seconds or 0.0
-        if path == "probe":
+        if "probe" in paths:
             own += self.pass_seconds or 0.0
         return own
 
@@ -119,6 +130,8 @@ class Scorer:
         self.analytic = [m for m in self.metrics if self.paths[m.name] == "analytic"]
         self.probe_metrics = [m for m in self.metrics if self.paths[m.name] == "probe"]
         self.model_metrics = [m for m in self.metrics if self.paths[m.name] == "model"]
+        self.formulas = [m for m in self.metrics if self.paths[m.name] == "aggregate"]
+        self.parts = {m.name: m.components for m in self.metrics if m.aggregate is not None}
         self.penalized = settings.penalized_of()
         self.row_paths = dict(self.paths)
         for name in self.penalized.values():
@@ -245,6 +258,15 @@ class Scorer:
                     sts.append(sc.status)
                 col = (vals, sts, (time.perf_counter() - t) / max(n, 1))
             res.columns[m.name] = col
+        for m in self.formulas:
+            from nasfilter.metrics.aggregate import formula_column
+
+            assert m.aggregate is not None
+            t = time.perf_counter()
+            vals, sts = formula_column(m.aggregate, {c: res.columns[c][:2] for c in m.components})
+            own = (time.perf_counter() - t) / max(n, 1)
+            own += sum(res.columns[c][2] for c in m.components)
+            res.columns[m.name] = (vals, sts, own)
         if self.ref_costs and n:
             try:
                 ref = self.space.costs_many(archs)
@@ -284,7 +306,7 @@ class Scorer:
     def _score(
         self, position: int, arch: str, built: tuple[Any, float] | BaseException | None
     ) -> ArchResult:
-        res = ArchResult(position, arch, paths=self.row_paths)
+        res = ArchResult(position, arch, paths=self.row_paths, parts=self.parts)
         ctx = self.ctx
         for m in self.analytic:
             t = time.perf_counter()
@@ -308,6 +330,8 @@ class Scorer:
                 model, res.build_seconds = built
                 self._score_model(res, arch, model)
                 del model
+        if self.formulas:
+            self._aggregate(res)
         if self.penalized:
             self._penalize(res)
         if all(st == "ok" for _, _, st, _ in res.rows):
@@ -374,6 +398,22 @@ class Scorer:
                 sc = _error(e)
             res.rows.append((m.name, sc.value, sc.status, time.perf_counter() - t))
         state.memo.clear()
+
+    def _aggregate(self, res: ArchResult) -> None:
+        """Formula aggregates from the components' rows; an aggregate's seconds are its
+        components' own seconds plus the (tiny) time of the formula."""
+        from nasfilter.metrics.aggregate import formula_value
+
+        rows = {name: (v, st, sec) for name, v, st, sec in res.rows}
+        for m in self.formulas:
+            assert m.aggregate is not None
+            t = time.perf_counter()
+            try:
+                v, st = formula_value(m.aggregate, {c: rows[c][:2] for c in m.components})
+            except Exception as e:  # noqa: BLE001 - stored as a status, counted
+                v, st = _error(e).value, _error(e).status
+            sec = time.perf_counter() - t + sum(rows[c][2] for c in m.components)
+            res.rows.append((m.name, v, st, sec))
 
     def _penalize(self, res: ArchResult) -> None:
         """Penalized rows: value x p(size_kb / 1000); the base metric's status carries

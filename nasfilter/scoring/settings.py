@@ -39,6 +39,12 @@ INIT = "torch default init, seeded per architecture by blake2b(seed, arch)"
 SETTINGS_VERSION = 2
 
 
+def _is_rank(m: Metric) -> bool:
+    """A rank aggregate (its value depends on the population; never size-penalized:
+    its log form is at most 0, which a factor <= 1 would raise)."""
+    return m.aggregate is not None and m.aggregate.kind == "rank"
+
+
 def arch_seed(run_seed: int, arch: str) -> int:
     """The weight-initialization seed of one architecture in a run."""
     h = hashlib.blake2b(f"{run_seed}\x00{arch}".encode(), digest_size=8).digest()
@@ -154,7 +160,13 @@ class RunSettings:
 
         sp = get_space(space)
         ms = parse_metric_list(metrics)
-        names = [m.name for m in ms]
+        names = []
+        for m in ms:  # an aggregate brings its components, listed before it
+            for c in m.components:
+                if c not in names:
+                    names.append(c)
+            if m.name not in names:
+                names.append(m.name)
         for extra in ALWAYS:
             if extra not in names:
                 names.append(extra)
@@ -199,6 +211,20 @@ class RunSettings:
         sp.shape(self.shape)  # refuses shapes the space does not build at
         for name in self.metrics:
             m = get_metric(name)
+            missing = [c for c in m.components if c not in self.metrics]
+            if missing:
+                raise UsageError(
+                    f"{name} is computed from {', '.join(m.components)}; "
+                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the run.",
+                    "Build the settings with RunSettings.make, which adds them.",
+                )
+            if m.aggregate is not None and m.path_in(sp) is None:
+                gone = [c for c in m.components if get_metric(c).path_in(sp) is None]
+                raise UsageError(
+                    f"{name} is not available for the {sp.name} space: its component(s) "
+                    f"{', '.join(gone)} cannot be computed there.",
+                    "Drop it from --metrics.",
+                )
             if m.path_in(sp) is None:
                 raise UsageError(
                     f"{name} is not available for the {sp.name} space (it has no analytic "
@@ -270,7 +296,7 @@ class RunSettings:
 
     @property
     def builds_networks(self) -> bool:
-        return any(p != "analytic" for p in self.paths().values())
+        return any(p in ("probe", "model") for p in self.paths().values())
 
     @property
     def needs_images(self) -> bool:
@@ -295,7 +321,9 @@ class RunSettings:
         if self.penalty is None:
             return {}
         return {
-            m.name: self.penalty.name_of(m.name) for m in self.metric_objs() if m.higher_is_better
+            m.name: self.penalty.name_of(m.name)
+            for m in self.metric_objs()
+            if m.higher_is_better and not _is_rank(m)
         }
 
     def metric_records(self) -> list[dict[str, Any]]:
@@ -310,7 +338,7 @@ class RunSettings:
         if self.penalty is not None:
             pen = self.penalty
             for m in self.metric_objs():
-                if not m.higher_is_better:
+                if not m.higher_is_better or _is_rank(m):
                     continue
                 d = m.metadata()
                 d.update(
@@ -337,6 +365,21 @@ class RunSettings:
 
         m = get_metric(metric)
         version = version or m.version
+        if m.aggregate is not None:
+            # an aggregate's value is its definition applied to its components' values:
+            # equal when the definition (version) and every component's key are equal
+            # (a rank aggregate's value also depends on the population: searches reuse
+            # its components, never its stored values)
+            return json.dumps(
+                {
+                    "space": self.space,
+                    "metric": metric,
+                    "version": version,
+                    "aggregate": m.aggregate.as_dict(),
+                    "components": {c: json.loads(self.reuse_key(c)) for c in m.components},
+                },
+                sort_keys=True,
+            )
         path = path or self.paths().get(metric) or m.path_in(self.space_obj()) or "model"
         shape = self.dataset_shape()
         key: dict[str, Any] = {

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nasfilter.ranking import TIE_RULES, RankRule, top_indices
-from nasfilter.search.evaluate import Evaluation, Evaluator, MetricSpec
+from nasfilter.search.evaluate import Evaluation, Evaluator, MetricSpec, rank_evaluations
 from nasfilter.search.population import Population
 from nasfilter.search.request import STAGE_TIE
 from nasfilter.store import Store
@@ -113,7 +113,10 @@ class RepeatContext:
         return ev
 
     def evaluate(self, ev: Evaluator, archs: Sequence[str]) -> list[Evaluation]:
+        """Evaluations of ``archs``, in order; a rank aggregate ranked within them."""
         out = ev.evaluate(archs)
+        if ev.spec.rank is not None:
+            out = rank_evaluations(ev.spec, out)
         if self.on_evaluated:
             self.on_evaluated(len(archs))
         return out

@@ -15,6 +15,13 @@ in this order of preference, from:
 
 Penalized rows are never reused: a penalty is applied by the search itself, to the base
 value, so the same stored value serves every penalty.
+
+A rank aggregate (``nasfilter.metrics.aggregate``) has no value of its own for one
+architecture: an Evaluation of it carries its components' values (``parts``) and the
+value NaN with status ``pending``, and the repeat ranks the candidates it compares
+(``rank_evaluations``). Stored runs whose aggregate key matches (every component's key)
+lend their components' values, never their stored aggregate (ranked in another
+population).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Evaluation:
     size_kb: float
     score_run_id: int
     source: str  # 'scored' | 'stored' | 'repeat'
+    #: a rank aggregate's component values, (name, value) in the aggregate's order
+    parts: tuple[tuple[str, float], ...] | None = None
 
 
 def _count(v: Any) -> int | None:
@@ -65,7 +74,10 @@ class MetricSpec:
         self.metric = metric
         self.settings = prepare(settings)  # reads the batch (once) to record its hash
         self.key = self.settings.reuse_key(metric)
-        self.higher_is_better = get_metric(metric).higher_is_better
+        m = get_metric(metric)
+        self.higher_is_better = m.higher_is_better
+        #: a rank aggregate's definition (ranked by the repeat); None otherwise
+        self.rank = m.aggregate if m.aggregate is not None and m.aggregate.kind == "rank" else None
         self._scorer: Any = None
 
     @property
@@ -117,8 +129,10 @@ def fetch_scores(
         rows = con.execute(
             f"""SELECT s.arch, s.run_id, s.value, s.status,
     s.seconds
-        + CASE WHEN m.path IN ('probe', 'model') THEN coalesce(t.build_seconds, 0) ELSE 0 END
-        + CASE WHEN m.path = 'probe' THEN coalesce(t.pass_seconds, 0) ELSE 0 END,
+        + CASE WHEN m.path IN ('probe', 'model', 'aggregate', 'rank')
+            THEN coalesce(t.build_seconds, 0) ELSE 0 END
+        + CASE WHEN m.path IN ('probe', 'aggregate', 'rank')
+            THEN coalesce(t.pass_seconds, 0) ELSE 0 END,
     p.value, z.value
 FROM scores s
 {join}
@@ -147,8 +161,45 @@ QUALIFY row_number() OVER (PARTITION BY s.arch ORDER BY s.run_id) = 1""",
 
 
 def stored_scores(store: Store, space: str, spec: MetricSpec) -> dict[str, Evaluation]:
-    """Every reusable stored value for ``spec`` (earliest matching run first)."""
-    return fetch_scores(store, spec.metric, matching_runs(store, space, spec), None, "stored")
+    """Every reusable stored value for ``spec`` (earliest matching run first); for a rank
+    aggregate, the components' values of the run the aggregate's row comes from."""
+    runs = matching_runs(store, space, spec)
+    got = fetch_scores(store, spec.metric, runs, None, "stored")
+    if spec.rank is None or not got:
+        return got
+    names = list(spec.rank.names)
+    values: dict[tuple[int, str], dict[str, float]] = {}
+    for arch, rid, metric, v in store.con.execute(
+        "SELECT arch, run_id, metric, value FROM scores WHERE list_contains(?, run_id) "
+        "AND list_contains(?, metric)",
+        [sorted({e.score_run_id for e in got.values()}), names],
+    ).fetchall():
+        values.setdefault((int(rid), arch), {})[metric] = math.nan if v is None else float(v)
+    out = {}
+    for a, e in got.items():
+        have = values.get((e.score_run_id, a), {})
+        if all(n in have for n in names):
+            parts = tuple((n, have[n]) for n in names)
+            out[a] = replace(e, value=math.nan, status="pending", parts=parts)
+    return out
+
+
+def rank_evaluations(spec: MetricSpec, evs: Sequence[Evaluation]) -> list[Evaluation]:
+    """The evaluations of a rank aggregate with their values ranked within ``evs`` (the
+    population a repeat compares; an architecture listed twice counts once)."""
+    from nasfilter.metrics.aggregate import rank_values
+
+    assert spec.rank is not None
+    uniq: dict[str, Evaluation] = {}
+    for e in evs:
+        uniq.setdefault(e.arch, e)
+    archs = list(uniq)
+    cols = {
+        n: [dict(uniq[a].parts or ()).get(n, math.nan) for a in archs] for n in spec.rank.names
+    }
+    vals, sts = rank_values(spec.rank, cols)
+    by = {a: (v, st) for a, v, st in zip(archs, vals, sts, strict=True)}
+    return [replace(e, value=by[e.arch][0], status=by[e.arch][1]) for e in evs]
 
 
 class Evaluator:
@@ -234,11 +285,17 @@ class Evaluator:
         metric = self.spec.metric
         space = self.spec.settings.space
         out = {}
+        rank = self.spec.rank
         for arch in archs:
             res = scorer.score(arch, self._position)
             self._position += 1
             self.writer.add_result(space, res)
-            value, status = res.value(metric)
+            parts = None
+            if rank is not None:  # ranked by the repeat, over the candidates it compares
+                value, status = math.nan, "pending"
+                parts = tuple((n, res.value(n)[0]) for n in rank.names)
+            else:
+                value, status = res.value(metric)
             out[arch] = Evaluation(
                 arch,
                 metric,
@@ -249,6 +306,7 @@ class Evaluator:
                 float(res.value("size_kb")[0]),
                 self.run_id,
                 "scored",
+                parts,
             )
         now = time.perf_counter()
         if self.writer.pending >= self.batch_rows or now - self._last_flush > self.flush_seconds:
@@ -264,6 +322,8 @@ class Evaluator:
             return
         t = time.perf_counter()
         self.writer.flush()
+        if status == "completed":  # the run's own rank aggregates, over its architectures
+            self.store.write_rank_aggregates(self.run_id)
         self.store.set_run_status(self.run_id, status)
         self.store.release()
         self.measured_seconds += time.perf_counter() - t

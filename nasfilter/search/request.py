@@ -151,6 +151,7 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
             )
         stages = [filter_metric, metric]
     tie_break = check_tie_break(req.tie_break)
+    _check_rank_aggregates(req, stages, tie_break)
     from nasfilter.budgets import make_budget, require_figures
 
     bud = make_budget(
@@ -208,6 +209,40 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
         "score_settings": {k: v.to_json() for k, v in run_settings.items()},
         "seeds": "repeat r (from 1) samples with seed + r - 1; every score run uses score_seed",
     }
+
+
+def _check_rank_aggregates(req: SearchRequest, stages: list[Any], tie_break: str) -> None:
+    """Where a rank aggregate cannot serve: it ranks the candidates a stage compares all
+    at once, which evolution (one child at a time) and a tie-break (only the tied few)
+    do not do, and its log form (at most 0) is not a score a size penalty can multiply."""
+    from nasfilter.metrics import get_metric
+
+    def rank(name: str) -> bool:
+        m = get_metric(name)
+        return m.aggregate is not None and m.aggregate.kind == "rank"
+
+    for m in stages:
+        if not rank(m.name):
+            continue
+        if req.algo == "evolution":
+            raise UsageError(
+                f"{m.name} ranks within the candidates a search compares, and evolution "
+                "compares one child at a time.",
+                "Use --algo random or two-stage, or a per-architecture metric "
+                "(e.g. ensemble_free).",
+            )
+        if req.penalty is not None:
+            raise UsageError(
+                f"A size penalty multiplies a positive score; {m.name} is a sum of log "
+                "ranks (at most 0).",
+                "Drop --penalty, or bound the size with --max-kb.",
+            )
+    if tie_break not in ("first", "smallest", "largest") and rank(tie_break):
+        raise UsageError(
+            f"--tie-break {tie_break}: a rank aggregate cannot break ties (it would rank "
+            "only the tied candidates).",
+            "Choose first, smallest, largest or a per-architecture metric.",
+        )
 
 
 def _budget_dict(bud: object) -> dict[str, Any] | None:

@@ -254,6 +254,11 @@ class Space(ABC):
 
     def needs(self, metric: Any) -> str:
         """What scoring this space with ``metric`` (a registry Metric) needs."""
+        if metric.aggregate is not None:
+            if metric.path_in(self) is None:
+                return "not available"
+            kind = "ranked in a population" if metric.aggregate.kind == "rank" else "a formula"
+            return f"its components ({kind})"
         if metric.analytic_in(self):
             return "nothing (analytic)"
         if not metric.model_capable:

@@ -32,6 +32,8 @@ SSS_CELL = (
 )
 
 Genotype = tuple[tuple[tuple[str, int], ...], ...]
+#: The figure of ``relu_count_live``: ReLU elements on a path from the input to the output.
+LIVE = "relu_count_live"
 
 
 @lru_cache(maxsize=65536)
@@ -105,17 +107,43 @@ def _op_costs(op: str, c_in: int, c_out: int, hw: int) -> tuple[int, int, int]:
     raise InvalidArchitectureError(f"Unknown operation {op!r}.")  # pragma: no cover
 
 
+def live_nodes(genotype: Genotype) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """Which nodes of a cell are live: ``(reached, reaching)``, per node 0..3.
+
+    ``reached[j]``: node j depends on the cell's input (node 0): a chain of edges other
+    than ``none`` leads to it from node 0 (a node whose every incoming edge is ``none`` is
+    the constant zero). ``reaching[i]``: node i reaches the cell's output (node 3) through
+    such a chain (otherwise nothing it computes is ever used).
+    """
+    n = len(genotype) + 1
+    reached = [True] + [False] * (n - 1)
+    for j, node in enumerate(genotype, start=1):
+        reached[j] = any(op != "none" and reached[src] for op, src in node)
+    reaching = [False] * (n - 1) + [True]
+    for j in range(n - 1, 0, -1):
+        if reaching[j]:
+            for op, src in genotype[j - 1]:
+                if op != "none":
+                    reaching[src] = True
+    return tuple(reached), tuple(reaching)
+
+
 @lru_cache(maxsize=4096)
-def _cell_costs(genotype: Genotype, c_in: int, c_out: int, hw: int) -> tuple[int, int, int]:
-    """(params, flops, relu) of one cell; cached (SSS has 8 x 8 width pairs per stage)."""
-    params = flops = relu = 0
-    for node in genotype:
+def _cell_costs(genotype: Genotype, c_in: int, c_out: int, hw: int) -> tuple[int, int, int, int]:
+    """(params, flops, relu, live relu) of one cell; cached (SSS has 8 x 8 width pairs per
+    stage). An edge's ReLU elements are live when its source node is reached from the
+    cell's input and its target node reaches the cell's output (``live_nodes``)."""
+    reached, reaching = live_nodes(genotype)
+    params = flops = relu = live = 0
+    for j, node in enumerate(genotype, start=1):
         for op, src in node:
             p, f, r = _op_costs(op, c_in if src == 0 else c_out, c_out, hw)
             params += p
             flops += f
             relu += r
-    return params, flops, relu
+            if reached[src] and reaching[j]:
+                live += r
+    return params, flops, relu, live
 
 
 @lru_cache(maxsize=65536)
@@ -130,13 +158,14 @@ def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: Datase
     c0 = channels[0]
     params = 9 * dataset.channels * c0 + 2 * c0  # stem conv + BN
     flops = 9 * dataset.channels * c0 * hw * hw
-    relu = 0
+    relu = live = 0
     c_prev = c0
     for c_curr, reduction in zip(channels, reductions, strict=True):
         if reduction:
             h2 = (hw + 1) // 2  # 3x3 conv, stride 2, padding 1
             area_out = h2 * h2
             relu += c_prev * hw * hw + c_curr * area_out
+            live += c_prev * hw * hw + c_curr * area_out
             params += 9 * c_prev * c_curr + 2 * c_curr  # conv_a
             params += 9 * c_curr * c_curr + 2 * c_curr  # conv_b
             params += c_prev * c_curr  # downsample: avg pool + 1x1 conv
@@ -144,16 +173,20 @@ def network_costs(channels: tuple[int, ...], genotype: Genotype, dataset: Datase
             flops += c_prev * c_curr * (hw // 2) * (hw // 2)
             hw = h2
         else:
-            p, f, r = _cell_costs(genotype, c_prev, c_curr, hw)
+            p, f, r, lv = _cell_costs(genotype, c_prev, c_curr, hw)
             params += p
             flops += f
             relu += r
+            live += lv
         c_prev = c_curr
     params += 2 * c_prev  # lastact BN
     relu += c_prev * hw * hw  # lastact ReLU
+    live += c_prev * hw * hw
     params += c_prev * dataset.num_classes + dataset.num_classes  # classifier
     flops += c_prev * dataset.num_classes + dataset.num_classes
-    return Costs(params=params, flops=flops, relu_count=relu)
+    if not live_nodes(genotype)[0][-1]:  # the cell cuts the input off: every value after
+        live = 0  # the first cell is a constant, no ReLU sees the input
+    return Costs(params=params, flops=flops, relu_count=relu, extra={LIVE: float(live)})
 
 
 # -- TSS fast path ------------------------------------------------------------------------
@@ -198,15 +231,31 @@ def _ints(c: Costs) -> tuple[int, int, int]:
     return c.params, c.flops, c.relu_count
 
 
+@lru_cache(maxsize=len(TSS_OPS) ** len(EDGES))
+def _tss_live_edges(digits: tuple[int, ...]) -> tuple[bool, ...] | None:
+    """Per edge (identity order), whether its ReLU elements are live; None when the
+    cell cuts its input off from its output (nothing is live then)."""
+    it = iter(TSS_OPS[d] for d in digits)
+    geno = tuple(tuple((next(it), src) for src in range(node)) for node in (1, 2, 3))
+    reached, reaching = live_nodes(geno)
+    if not reached[-1]:
+        return None
+    return tuple(reached[src] and reaching[node] for node, src in EDGES)
+
+
 def tss_costs(channels: tuple[int, ...], digits: tuple[int, ...], dataset: DatasetShape) -> Costs:
     base, deltas = _tss_tables(channels, dataset)
     params, flops, relu = _ints(base)
-    for row, d in zip(deltas, digits, strict=True):
+    live_edges = _tss_live_edges(digits)
+    live = relu if live_edges is not None else 0  # the all-'none' network's ReLUs: fixed
+    for e, (row, d) in enumerate(zip(deltas, digits, strict=True)):
         p, f, r = row[d]
         params += p
         flops += f
         relu += r
-    return Costs(params=params, flops=flops, relu_count=relu)
+        if live_edges is not None and live_edges[e]:
+            live += r
+    return Costs(params=params, flops=flops, relu_count=relu, extra={LIVE: float(live)})
 
 
 def _build(channels: tuple[int, ...], genotype: Genotype, num_classes: int) -> nn.Module:
@@ -221,7 +270,7 @@ class NatsTSS(MixedRadixSpace):
     description = "NATS-Bench topology space (NAS-Bench-201): 5 ops on 6 edges, C=16, N=5"
     size = len(TSS_OPS) ** len(EDGES)
     notation = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-    figures = frozenset({"params", "flops", "relu_count"})
+    figures = frozenset({"params", "flops", "relu_count", LIVE})
     truth_format = "nats-bench"
     truth_sample = "nasfilter.truth.table:load_sample"
     radices = (len(TSS_OPS),) * len(EDGES)  # one operation per edge, in identity order
@@ -273,7 +322,7 @@ class NatsSSS(MixedRadixSpace):
     description = "NATS-Bench size space: 5 widths in {8..64}, fixed cell, N=1"
     size = len(SSS_CHOICES) ** 5
     notation = "c1:c2:c3:c4:c5, each in 8,16,...,64"
-    figures = frozenset({"params", "flops", "relu_count"})
+    figures = frozenset({"params", "flops", "relu_count", LIVE})
     truth_format = "nats-bench"
     radices = (len(SSS_CHOICES),) * 5  # one width per layer
 

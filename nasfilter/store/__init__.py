@@ -489,12 +489,54 @@ GROUP BY s.run_id, r.space, s.arch"""
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def done_archs(self, run_id: int, n_metrics: int) -> set[str]:
-        """Architectures of a run that have a row for every one of its metrics."""
+        """Architectures of a run that have a row for every one of its metrics.
+
+        ``n_metrics``: the number of the run's metrics (``run_metrics`` rows). Rank
+        aggregates (path ``rank``) are written over the whole run when it completes, not
+        per architecture: they are left out of both the count and the rows."""
         rows = self.con.execute(
-            "SELECT arch FROM scores WHERE run_id = ? GROUP BY arch HAVING count(*) >= ?",
-            [run_id, n_metrics],
+            "SELECT s.arch FROM scores s LEFT JOIN run_metrics m "
+            "ON m.run_id = s.run_id AND m.metric = s.metric "
+            "WHERE s.run_id = ? AND coalesce(m.path, '') <> 'rank' "
+            "GROUP BY s.arch HAVING count(*) >= ? - (SELECT count(*) FROM run_metrics "
+            "WHERE run_id = ? AND path = 'rank')",
+            [run_id, n_metrics, run_id],
         ).fetchall()
         return {r[0] for r in rows}
+
+    def write_rank_aggregates(self, run_id: int) -> dict[str, dict[str, int]]:
+        """(Re)compute every rank aggregate of run ``run_id`` over the run's
+        architectures (the SQL macro ``rank_aggregate``, nasfilter/sql/aggregate.sql) and
+        store them in ``scores``, replacing earlier values, in one transaction. Returns
+        the count of each status, by metric (empty when the run has none)."""
+        names = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT metric FROM run_metrics WHERE run_id = ? AND path = 'rank' "
+                "ORDER BY metric",
+                [run_id],
+            ).fetchall()
+        ]
+        out: dict[str, dict[str, int]] = {}
+        if not names:
+            return out
+        with critical(), self.transaction() as con:
+            for name in names:
+                con.execute(
+                    "INSERT OR REPLACE INTO scores (run_id, arch, metric, position, value, "
+                    "status, seconds) SELECT ?, arch, ?, position, value, status, seconds "
+                    "FROM rank_aggregate(?, ?)",
+                    [run_id, name, run_id, name],
+                )
+                out[name] = {
+                    st: int(n)
+                    for st, n in con.execute(
+                        "SELECT status, count(*) FROM scores WHERE run_id = ? AND metric = ? "
+                        "GROUP BY status ORDER BY status",
+                        [run_id, name],
+                    ).fetchall()
+                }
+        return out
 
     # -- queries --
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
