@@ -1,12 +1,12 @@
 """How well every metric and aggregate ranks the shipped NAS-Bench-201 sample (issue 11),
 and the procedure that chose the two ensembles. Prints each figure beside its baseline.
 
-    python bench/bench_ranking.py [--scores bench/data/nb201_sample_scores.csv]
+    python bench/bench_ranking.py [--scores bench/data/nb201_sample_scores.parquet]
         [--time 20] [--threads 1] [--select]
 
 Data. Accuracy: the validation accuracy of ``nasfilter/sample_data/nb201_sample.csv``
 (NAS-Bench-Suite-Zero: 724 CIFAR-10 cells (``cifar10-valid``), 725 CIFAR-100, 724
-ImageNet16-120). Metric values: ``bench/data/nb201_sample_scores.csv``, made by
+ImageNet16-120). Metric values: ``bench/data/nb201_sample_scores.parquet``, made by
 ``bench/score_sample.py`` through nasfilter's Scorer (run seed 0, each network seeded by
 ``arch_seed``; how, and on which CPU: bench/data/README.md). Inputs: data-free metrics
 make their own (seeded Gaussian or all-ones inputs); metrics that read images were given
@@ -51,7 +51,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "nasfilter" / "sample_data" / "nb201_sample.csv"
-SCORES = ROOT / "bench" / "data" / "nb201_sample_scores.csv"
+SCORES = ROOT / "bench" / "data" / "nb201_sample_scores.parquet"
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SHAPES = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16-120"}
 #: metrics whose value does not depend on the batch size K (no K-row input)
@@ -116,19 +116,21 @@ def load_scores(path: Path) -> dict[str, dict[str, dict[str, tuple[float, float]
     out: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     if not path.exists():
         return out
-    with path.open(newline="") as f:
-        for r in csv.DictReader(f):
-            name, k = r["metric"], int(r["batch_size"])
-            if name not in K_FREE and k != DEFAULT_K:
-                name = f"{name}@{k}"
-            out.setdefault(r["dataset"], {}).setdefault(name, {})[r["arch"]] = (
-                float(r["value"]),
-                float(r["seconds"]),
-            )
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path).to_pydict()
+    for ds, arch, name, k, value, seconds in zip(
+        t["dataset"], t["arch"], t["metric"], t["batch_size"], t["value"], t["seconds"], strict=True
+    ):
+        if name not in K_FREE and k != DEFAULT_K:
+            name = f"{name}@{k}"
+        out.setdefault(ds, {}).setdefault(name, {})[arch] = (float(value), float(seconds))
     return out
 
 
-def columns(scores: dict[str, dict[str, tuple[float, float]]], archs: Sequence[str]) -> dict[str, np.ndarray]:
+def columns(
+    scores: dict[str, dict[str, tuple[float, float]]], archs: Sequence[str]
+) -> dict[str, np.ndarray]:
     """variant -> values over ``archs`` (NaN where missing), for variants that cover them all."""
     return {
         name: np.array([by[a][0] for a in archs], dtype=np.float64)
@@ -232,7 +234,9 @@ def select(
             break
         t, n = max(trials)
         if t < best + MIN_GAIN:
-            log.append(f"  stop: the best addition ({n}) gives τ {t:.4f} (< {best:.4f} + {MIN_GAIN})")
+            log.append(
+                f"  stop: the best addition ({n}) gives τ {t:.4f} (< {best:.4f} + {MIN_GAIN})"
+            )
             break
         chosen.append((n, 1.0, signs[n]))
         best = t
@@ -252,6 +256,25 @@ def select(
                     log.append(f"  weight {n} = {w:g}: τ {t:.4f}")
                     w0 = w
     return chosen
+
+
+def formula_variant(
+    fit: dict[str, np.ndarray], cols: dict[str, np.ndarray], comps: Sequence[tuple[str, float, int]]
+) -> np.ndarray:
+    """The population-independent alternative to a rank aggregate that was measured and
+    not shipped: Σ w ln F(s·x), F a logistic CDF with location the median and scale
+    IQR / (2 ln 3) of s·x over the cells ``fit`` (fixed constants; ln F ≈ ln(r/n) on
+    them); NaN counts as -inf."""
+    total = np.zeros(len(next(iter(cols.values()))))
+    for n, w, sgn in comps:
+        f = sgn * fit[n]
+        f = f[np.isfinite(f)]
+        q1, q2, q3 = np.percentile(f, [25, 50, 75])
+        scale = (q3 - q1) / (2 * math.log(3)) or 1.0
+        z = (sgn * cols[n] - q2) / scale
+        z = np.where(np.isnan(z), -np.inf, z)
+        total = total + w * -np.logaddexp(0.0, -z)
+    return total
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -311,7 +334,9 @@ def main() -> None:
                 cols[name] = v
         per_ds[ds] = (cols, acc, archs)
 
-    names = sorted({n for c, _, _ in per_ds.values() for n in c}, key=lambda n: (n in aggregates, n))
+    names = sorted(
+        {n for c, _, _ in per_ds.values() for n in c}, key=lambda n: (n in aggregates, n)
+    )
     head = f"{'metric':<20} {'inputs':<9}" + "".join(
         f" {ds[:8] + ' τ':>11} {'ρ':>6} {'n':>4}" for ds in DATASETS
     )
@@ -339,7 +364,10 @@ def main() -> None:
 
     rows10 = sample_rows("cifar10")
     print()
-    print("for comparison, NASLib's own values on the same cells (real images where a proxy reads them):")
+    print(
+        "for comparison, NASLib's own values on the same cells "
+        "(real images where a proxy reads them):"
+    )
     for ds in DATASETS:
         rows = sample_rows(ds)
         acc = np.array([float(r["val_accuracy"]) for r in rows])
@@ -390,21 +418,39 @@ def main() -> None:
                             print(f"  {ds} {part}: τ {t:.3f} ρ {r:.3f}")
                     t, r, _ = tau_rho(combo_value(c2, comps), a2)
                     print(f"  {ds} all cells: τ {t:.3f} ρ {r:.3f}")
+            fit = {n: cols[n][train] for n, _, _ in comps}
+            line = "  kind: the formula alternative (logistic CDF, constants from the train cells):"
+            for ds in DATASETS:
+                c2, a2, _ = per_ds[ds]
+                if all(n in c2 for n, _, _ in comps):
+                    idx = val if ds == "cifar10" else np.arange(len(a2))
+                    f = formula_variant(fit, {n: c2[n][idx] for n, _, _ in comps}, comps)
+                    r = combo_value({n: c2[n][idx] for n, _, _ in comps}, comps)
+                    what = "validation" if ds == "cifar10" else "all"
+                    line += (
+                        f" {ds} {what} τ {tau_rho(f, a2[idx])[0]:.3f} "
+                        f"(rank: {tau_rho(r, a2[idx])[0]:.3f});"
+                    )
+            print(line)
             chosen = ", ".join(f"{n} (w {w:g}, sign {s:+d})" for n, w, s in comps)
             print(f"  chosen: {chosen}")
             try:
                 agg = get_metric(registered).aggregate
                 assert agg is not None
-                reg = ", ".join(f"{c.metric} (w {c.weight:g}, sign {c.sign:+d})" for c in agg.components)
+                reg = ", ".join(
+                    f"{c.metric} (w {c.weight:g}, sign {c.sign:+d})" for c in agg.components
+                )
                 print(f"  registered {registered}: {reg}")
             except Exception:  # noqa: BLE001 - not registered yet
                 print(f"  registered {registered}: none")
 
 
-def _cached_ms(scores: dict[str, dict[str, tuple[float, float]]], name: str, m: Any) -> float | None:
+def _cached_ms(
+    scores: dict[str, dict[str, tuple[float, float]]], name: str, m: Any
+) -> float | None:
     """Median cached standalone milliseconds per cell; an aggregate: the sum over its
     components of their medians (each includes a build: an upper bound)."""
-    if m.aggregate is not None:
+    if m is not None and m.aggregate is not None:
         parts = [_cached_ms(scores, c, None) for c in m.aggregate.names]
         if any(p is None for p in parts):
             return None

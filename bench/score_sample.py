@@ -3,7 +3,7 @@
 
     OMP_NUM_THREADS=1 python bench/score_sample.py --dataset cifar10 \
         --metrics synflow,meco,l2_norm [--batch-size 64] [--n 0] [--seed 0] \
-        [--out bench/data/nb201_sample_scores.csv]
+        [--out bench/data/nb201_sample_scores.parquet]
 
 For every cell of ``nasfilter/sample_data/nb201_sample.csv`` with ``--dataset``
 (NASLib's names: ``cifar10``, ``cifar100``, ``ImageNet16-120``; ``--n N``: the first N in
@@ -15,11 +15,12 @@ Gaussian images, seeded random labels: there are no real images on the machine t
 made on) when a metric reads images. Metrics that make their own inputs (data-free) do not
 depend on ``--data``; their values are what any run with these settings stores.
 
-Rows are appended to ``--out`` (long format) one cell at a time, so an interrupted run
-keeps what it computed; a row already in the file (same dataset, cell, metric, K, seed,
-inputs) is not computed again. Columns: ``dataset`` (NASLib's name), ``arch``, ``metric``,
-``batch_size``, ``seed``, ``inputs`` (``none``: the metric reads no images;
-``synthetic``), ``value`` (NaN and ±inf as Python writes them), ``status``, ``seconds``
+Rows are added to ``--out`` (Parquet, zstd; long format), the file rewritten every 25
+cells and at the end, so an interrupted run keeps what it computed; a row already in the
+file (same dataset, cell, metric, K, seed) is not computed again. Columns: ``dataset``
+(NASLib's name), ``arch``, ``metric``, ``batch_size``, ``seed``, ``inputs`` (``none``: the
+metric reads no images; ``synthetic``), ``value`` (NaN and ±inf kept), ``status``,
+``seconds``
 (the metric's standalone time for the cell on this CPU: its own time plus building the
 network and the shared forward pass where it used them; ``ArchResult.standalone_seconds``).
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "nasfilter" / "sample_data" / "nb201_sample.csv"
-OUT = ROOT / "bench" / "data" / "nb201_sample_scores.csv"
+OUT = ROOT / "bench" / "data" / "nb201_sample_scores.parquet"
 SHAPES = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16-120"}
 COLS = ("dataset", "arch", "metric", "batch_size", "seed", "inputs", "value", "status", "seconds")
 
@@ -43,6 +44,31 @@ def sample_cells(dataset: str, n: int = 0) -> list[dict[str, str]]:
     with SAMPLE.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["dataset"] == dataset]
     return rows[:n] if n else rows
+
+
+def read_rows(path: Path) -> list[tuple]:  # type: ignore[type-arg]
+    """The cached rows (tuples in COLS order); none when the file does not exist."""
+    if not path.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path).to_pydict()
+    return list(zip(*(t[c] for c in COLS), strict=True))
+
+
+def write_rows(path: Path, rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Rewrite the cache (sorted, so the file does not depend on the order of runs)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted(rows, key=lambda r: (r[0], r[2], r[3], r[4], r[1]))
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in COLS]
+    types = (pa.string(), pa.string(), pa.string(), pa.int32(), pa.int32(), pa.string())
+    types += (pa.float64(), pa.string(), pa.float64())
+    t = pa.table({c: pa.array(list(v), ty) for c, v, ty in zip(COLS, cols, types, strict=True)})
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(t, tmp, compression="zstd")
+    tmp.replace(path)
 
 
 def main() -> None:
@@ -75,16 +101,14 @@ def main() -> None:
         device="cpu",
     )
     inputs = {m.name: ("synthetic" if m.needs_data or m.needs_labels else "none") for m in metrics}
-    done: set[tuple[str, ...]] = set()
-    if args.out.exists():
-        with args.out.open(newline="") as f:
-            for r in csv.DictReader(f):
-                done.add((r["dataset"], r["arch"], r["metric"], r["batch_size"], r["seed"]))
-    new = not args.out.exists()
+    rows = read_rows(args.out)
+    done = {(r[0], r[1], r[2], r[3], r[4]) for r in rows}
     cells = sample_cells(args.dataset, args.n)
-    k, seed = str(args.batch_size), str(args.seed)
+    k, seed = args.batch_size, args.seed
     todo = [
-        c for c in cells if any((args.dataset, c["arch_str"], n, k, seed) not in done for n in names)
+        c
+        for c in cells
+        if any((args.dataset, c["arch_str"], n, k, seed) not in done for n in names)
     ]
     print(
         f"score_sample: {args.dataset}, {len(cells)} cells, {len(todo)} to score, "
@@ -92,24 +116,24 @@ def main() -> None:
         flush=True,
     )
     t0 = time.perf_counter()
-    with args.out.open("a", newline="") as f, Scorer(settings) as scorer:
-        w = csv.writer(f)
-        if new:
-            w.writerow(COLS)
+    with Scorer(settings) as scorer:
         for i, c in enumerate(todo):
             res = scorer.score(c["arch_str"], i)
             for n in names:
                 if (args.dataset, c["arch_str"], n, k, seed) in done:
                     continue
                 v, st = res.value(n)
-                w.writerow(
-                    [args.dataset, c["arch_str"], n, k, seed, inputs[n], repr(float(v)), st]
-                    + [f"{res.standalone_seconds(n):.6f}"]
+                rows.append(
+                    (args.dataset, c["arch_str"], n, k, seed, inputs[n], float(v), st)
+                    + (round(res.standalone_seconds(n), 6),)
                 )
-            f.flush()
             if (i + 1) % 25 == 0 or i + 1 == len(todo):
+                write_rows(args.out, rows)
                 el = time.perf_counter() - t0
-                print(f"  {i + 1}/{len(todo)} cells, {el:.0f} s ({el / (i + 1):.2f} s/cell)", flush=True)
+                print(
+                    f"  {i + 1}/{len(todo)} cells, {el:.0f} s ({el / (i + 1):.2f} s/cell)",
+                    flush=True,
+                )
     sys.exit(0)
 
 

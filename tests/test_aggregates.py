@@ -40,7 +40,9 @@ def _reference_ranks(values: list[float], sign: int) -> np.ndarray:
     return out
 
 
-def _reference_aggregate(cols: dict[str, list[float]], comps: list[Component], form: str) -> np.ndarray:
+def _reference_aggregate(
+    cols: dict[str, list[float]], comps: list[Component], form: str
+) -> np.ndarray:
     n = len(next(iter(cols.values())))
     total = np.zeros(n)
     for c in comps:
@@ -73,8 +75,9 @@ def temp_aggregates() -> Iterator[list[str]]:
         "t_formula",
         kind="formula",
         components=["relu_count_live", "params", "l2_norm"],
-        formula=lambda v: np.log1p(v["relu_count_live"]) - 0.5 * np.log(v["params"])
-        + 0.01 * v["l2_norm"],
+        formula=lambda v: (
+            np.log1p(v["relu_count_live"]) - 0.5 * np.log(v["params"]) + 0.01 * v["l2_norm"]
+        ),
         formula_text="ln(1 + relu_count_live) - 0.5 ln(params) + 0.01 l2_norm",
         description="test",
     )
@@ -126,7 +129,8 @@ def test_sql_macro_equals_the_python_path_on_the_same_population(db: Path) -> No
     rows = {k: [] for k in ("arch", "component", "weight", "sign", "value", "form")}
     for c in comps:
         for i in range(n):
-            for k, x in zip(rows, (f"a{i}", c.metric, c.weight, c.sign, cols[c.metric][i], "mean")):
+            row = (f"a{i}", c.metric, c.weight, c.sign, cols[c.metric][i], "mean")
+            for k, x in zip(rows, row, strict=True):
                 rows[k].append(x)
     from nasfilter.metrics.aggregate import Aggregate
 
@@ -231,7 +235,9 @@ def test_formula_aggregate_is_per_architecture_in_both_paths(
     """t_formula needs a network (l2_norm): the scorer computes it after its components;
     the stored value equals the formula of the stored component values (numpy)."""
     with Store.open(db) as s:
-        run = engine.start(s, engine.ScoreRequest(space="nats-tss", n=6, seed=1, metrics="t_formula"))
+        run = engine.start(
+            s, engine.ScoreRequest(space="nats-tss", n=6, seed=1, metrics="t_formula")
+        )
         engine.execute(s, run)
         got = _stored(s, run, "t_formula")
         comp = {c: _stored(s, run, c) for c in ("relu_count_live", "params", "l2_norm")}
@@ -268,7 +274,9 @@ def test_aggregate_refusals_are_one_line(temp_aggregates: list[str]) -> None:
         plan_search(SearchRequest("nats-tss", metric="t_rank_log", penalty="gdf"))
     with pytest.raises(UsageError, match="cannot break ties"):
         plan_search(SearchRequest("nats-tss", metric="relu_count", tie_break="t_rank_log"))
-    net = get_space("nats-tss").build("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    net = get_space("nats-tss").build(
+        "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    )
     with pytest.raises(UsageError, match="ranks architectures within a population"):
         compute("t_rank_log", net, torch.zeros(2, 3, 32, 32))
     # a formula aggregate scores any module through compute (its components, its formula)

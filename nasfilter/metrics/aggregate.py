@@ -178,7 +178,7 @@ def formula_column(
 # -- rank kind ------------------------------------------------------------------------------
 
 
-def ascending_ranks(values: Sequence[float], sign: int = 1) -> list[float]:
+def ascending_ranks(values: Sequence[float | None], sign: int = 1) -> list[float]:
     """1-based ascending ranks of ``sign * value`` (1 = worst), NaN and None lowest,
     ties averaged: the rank rule of the module doc."""
     import numpy as np

@@ -341,7 +341,9 @@ def compute(
     return compute_score(m, state).value
 
 
-def _compute_aggregate(m: Metric, model: nn.Module, inputs: torch.Tensor, targets: Any, **kw: Any) -> float:
+def _compute_aggregate(
+    m: Metric, model: nn.Module, inputs: torch.Tensor, targets: Any, **kw: Any
+) -> float:
     """A formula aggregate on any module: its components through ``compute``, then its
     formula. A rank aggregate has no value for one network (it ranks a population)."""
     from nasfilter.metrics.aggregate import formula_value

@@ -112,11 +112,15 @@ class _StructuralMode(TorchFunctionMode):
                 return _MAX_POOLS[func](got.pop("input"), **got)
         if func in _ADAPTIVE_MAX and not kwargs.get("return_indices", False):
             if len(args) < 3 or not args[2]:
-                return _ADAPTIVE_MAX[func](args[0], args[1] if len(args) > 1 else kwargs["output_size"])
+                return _ADAPTIVE_MAX[func](
+                    args[0], args[1] if len(args) > 1 else kwargs["output_size"]
+                )
         if func in _RELU_FUNCS and args and isinstance(args[0], torch.Tensor):
             x = args[0]
-            inplace = func in _INPLACE or bool(kwargs.get("inplace", False)) or (
-                len(args) > 1 and args[1] is True
+            inplace = (
+                func in _INPLACE
+                or bool(kwargs.get("inplace", False))
+                or (len(args) > 1 and args[1] is True)
             )
             if x.dim() == 0 or x.shape[0] != self.batch:
                 self.skipped += 1
@@ -143,7 +147,9 @@ def prepare_structural(work: nn.Module) -> nn.Module:
     """Turn ``work`` (a float64 copy, changed in place) into its structural form."""
     with torch.no_grad():
         for m in work.modules():
-            if isinstance(m, _WEIGHT_LAYERS) and isinstance(getattr(m, "weight", None), torch.Tensor):
+            if isinstance(m, _WEIGHT_LAYERS) and isinstance(
+                getattr(m, "weight", None), torch.Tensor
+            ):
                 w = m.weight
                 if isinstance(m, nn.Linear):
                     fan_in = w.shape[1]
@@ -152,8 +158,9 @@ def prepare_structural(work: nn.Module) -> nn.Module:
                 else:
                     fan_in = w[0].numel()
                 w.copy_((w != 0).to(w.dtype) / max(int(fan_in), 1))
-                if getattr(m, "bias", None) is not None:
-                    m.bias.zero_()
+                bias = getattr(m, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias.zero_()
         for p in work.parameters():
             p.requires_grad_(True)
     work.eval()

@@ -194,9 +194,7 @@ def rank_evaluations(spec: MetricSpec, evs: Sequence[Evaluation]) -> list[Evalua
     for e in evs:
         uniq.setdefault(e.arch, e)
     archs = list(uniq)
-    cols = {
-        n: [dict(uniq[a].parts or ()).get(n, math.nan) for a in archs] for n in spec.rank.names
-    }
+    cols = {n: [dict(uniq[a].parts or ()).get(n, math.nan) for a in archs] for n in spec.rank.names}
     vals, sts = rank_values(spec.rank, cols)
     by = {a: (v, st) for a, v, st in zip(archs, vals, sts, strict=True)}
     return [replace(e, value=by[e.arch][0], status=by[e.arch][1]) for e in evs]

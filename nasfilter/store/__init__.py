@@ -512,8 +512,7 @@ GROUP BY s.run_id, r.space, s.arch"""
         names = [
             r[0]
             for r in self.con.execute(
-                "SELECT metric FROM run_metrics WHERE run_id = ? AND path = 'rank' "
-                "ORDER BY metric",
+                "SELECT metric FROM run_metrics WHERE run_id = ? AND path = 'rank' ORDER BY metric",
                 [run_id],
             ).fetchall()
         ]

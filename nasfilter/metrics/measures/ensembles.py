@@ -26,3 +26,21 @@ register_aggregate(
         "(rank aggregation over the candidates)"
     ),
 )
+
+register_aggregate(
+    "ensemble_free",
+    kind="rank",
+    form="log",
+    components=[
+        ("meco", 1.5, 1),
+        ("relu_count_live", 1.0, 1),
+        ("az_expressivity", 1.5, 1),
+        ("az_trainability", 1.0, 1),
+    ],
+    description=(
+        "data-free ensemble: 1.5 ln(r(meco)/n) + ln(r(relu_count_live)/n) + "
+        "1.5 ln(r(az_expressivity)/n) + ln(r(az_trainability)/n), ranked within the "
+        "population; chosen on the NAS-Bench-201 CIFAR-10 sample (docs/metrics.md)"
+    ),
+    source="nasfilter (issue 11); bench/bench_ranking.py --select",
+)
