@@ -399,3 +399,27 @@ def test_search_ranks_an_ensemble_within_the_candidates(scored: tuple[Path, int]
                 "SELECT arch FROM search_choices WHERE run_id = ?", [search]
             ).fetchone()[0]
             assert choice == archs[int(np.argmax(ref))]
+
+
+def test_the_shipped_ensembles_are_what_the_documented_procedure_selects() -> None:
+    """bench/bench_ranking.py's selection, run on the cached sample scores
+    (bench/data/nb201_sample_scores.parquet), chooses exactly the registered components,
+    weights and signs: the choice is reproducible from the repository alone."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_ranking.py"
+    spec = importlib.util.spec_from_file_location("bench_ranking", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.sample_rows("cifar10")
+    archs = [r["arch_str"] for r in rows]
+    cols = bench.columns(bench.load_scores(bench.SCORES).get("cifar10", {}), archs)
+    cols["relu_count_live"] = bench.live_counts(archs, "cifar10")
+    acc = np.array([float(r["val_accuracy"]) for r in rows])
+    train, _ = bench.split(len(acc))
+    for name, pool in (("ensemble_free", bench.FREE_POOL), ("ensemble", bench.ALL_POOL)):
+        chosen = bench.select(cols, acc, pool, train)
+        agg = get_metric(name).aggregate
+        assert agg is not None and agg.kind == "rank" and agg.form == "log"
+        assert [(c.metric, c.weight, c.sign) for c in agg.components] == chosen, name

@@ -480,6 +480,13 @@ def _notes(run: dict[str, Any], settings: dict[str, Any], repeats: list[RepeatRe
         notes.append("No --dataset: accuracy not looked up.")
     from nasfilter.metrics import get_metric
 
+    for m in dict.fromkeys(x for x in (settings.get("filter_metric"), settings["metric"]) if x):
+        agg = get_metric(m).aggregate
+        if agg is not None and agg.kind == "rank":
+            notes.append(
+                f"{m} is a rank aggregate: a candidate's value ranks it within the candidates "
+                "its stage compared (docs/metrics.md, Aggregates)."
+            )
     requests = settings.get("score_settings") or settings.get("score_requests") or {}
     for m, r in requests.items():
         if get_metric(m).needs_data and r.get("data") == "synthetic":
