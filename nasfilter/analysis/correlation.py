@@ -73,6 +73,24 @@ class MetricAnalysis:
     top100_tie_take: int | None
     top100_tie_min_acc: float | None
     top100_tie_max_acc: float | None
+    #: what the metric's values were computed from (none, synthetic images, cifar10, ...)
+    inputs: str = ""
+
+
+def input_source(settings: dict[str, Any], record: dict[str, Any]) -> str:
+    """What a run's values of one metric were computed from: ``identity`` (analytic, no
+    network), ``data-free network`` (a built network on its own inputs: zeros, all-ones
+    or seeded Gaussian), ``synthetic images`` (seeded Gaussian batch standing in for a
+    dataset), ``<data> images`` (a real dataset's batch), ``base x size`` (penalized)."""
+    path = record.get("path")
+    if path == "analytic":
+        return "identity"
+    if path == "penalized":
+        return "base x size"
+    if record.get("needs_data"):
+        data = settings.get("data") or "?"
+        return "synthetic images" if data == "synthetic" else f"{data} images"
+    return "data-free network"
 
 
 @dataclass
@@ -270,8 +288,10 @@ def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -
     cols, rows = store.query(sql_summary)
     metrics = []
     fields = set(MetricAnalysis.__dataclass_fields__)
+    recs = {m["metric"]: m for m in store.run_metrics(run_id)}
     for r in rows:
         d = {c: v for c, v in zip(cols, r, strict=True) if c in fields}
+        d["inputs"] = input_source(run["settings"], recs.get(d["metric"], {}))
         metrics.append(MetricAnalysis(**d))
     cols, rows = store.query(sql_between)
     pairs = []
