@@ -561,7 +561,8 @@ def test_analyze_states_what_each_metric_was_computed_from(runner, db: Path) -> 
     f.write_text("\n".join(archs[:12]))
     assert invoke(runner, "truth", "sample", "nats-tss", "--db", str(db)).exit_code == 0
     r = invoke(runner, "score", "nats-tss", "--archs", str(f), "--metrics",
-               "relu_count,naswot,synflow", "--data", "synthetic", "-K", "8", "--db", str(db))  # fmt: skip
+               "relu_count,naswot,synflow", "--data", "synthetic", "-K", "8",
+               "--db", str(db))  # fmt: skip
     assert r.exit_code == 0, r.output
     r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
     by = {m["metric"]: m["inputs"] for m in json.loads(r.stdout)["metrics"]}
