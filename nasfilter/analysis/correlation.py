@@ -14,7 +14,7 @@ from typing import Any
 
 from nasfilter.datasets import TRUTH_DATASETS
 from nasfilter.errors import DataError, UsageError
-from nasfilter.store import Store
+from nasfilter.store import Store, sql_literal
 from nasfilter.truth import DATASETS, canonical_dataset, canonical_split
 
 TOP_K = (1, 10, 100)
@@ -188,10 +188,6 @@ def _json_clean(v: Any) -> Any:
     return v
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def coverage(store: Store, run_id: int) -> list[tuple[str, str, int, float]]:
     """(dataset, split, architectures, best accuracy) of the run's truth."""
     return store.con.execute(f"SELECT * FROM truth_coverage({int(run_id)})").fetchall()
@@ -282,7 +278,7 @@ def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -
     if not mine:
         raise _no_truth(store, run_id, split, cov, dataset)
     _, _, n_truth, best = mine[0]
-    args = f"{int(run_id)}, {_lit(dataset)}, {_lit(split)}"
+    args = f"{int(run_id)}, {sql_literal(dataset)}, {sql_literal(split)}"
     sql_summary = f"SELECT * FROM analysis_summary({args})"
     sql_between = f"SELECT * FROM analysis_between({args}) ORDER BY a_kind DESC, a, b"
     cols, rows = store.query(sql_summary)
