@@ -340,8 +340,6 @@ def execute(
     total = len(items)
     todo = [(pos, a) for pos, a in items if a not in done]
     skipped = total - len(todo)
-    if on_total:
-        on_total(total, skipped)
     statuses: dict[str, Counter[str]] = {r["metric"]: Counter() for r in all_recs}
     writer = BatchWriter(store, run_id, batch_rows=batch_rows)
     t0 = time.perf_counter()
@@ -356,6 +354,8 @@ def execute(
     own_pool = pool is None
     if scorer is not None and not spec.in_process:
         raise UsageError("A scorer to reuse scores in this process; pass no backend with it.")
+    if on_total and (spec.in_process or not todo):
+        on_total(total, skipped)
     try:  # loads the batch and picks the device: may fail before anything is scored
         if scorer is None and todo:
             if spec.in_process:
@@ -368,6 +368,8 @@ def execute(
         if run["status"] == "running":  # a new run that never started; a resumed one keeps
             store.set_run_status(run_id, "failed")  # its status ("interrupted")
         raise
+    if on_total and not (spec.in_process or not todo):  # once the workers are up: the
+        on_total(total, skipped)  # rate shown does not count their start
     record_backend(store, run_id, spec)
     store.set_run_status(run_id, "running", finished=False)
     store.release()

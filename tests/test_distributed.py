@@ -400,7 +400,9 @@ def kill_driver_mid_run(db: Path, tmp_path: Path, kind: str, address: str) -> tu
 
 @needs_ray
 @pytest.mark.parametrize(
-    ("killed", "resumed"), [("ray", "local"), ("local", "ray")], ids=["ray-then-local", "local-then-ray"]
+    ("killed", "resumed"),
+    [("ray", "local"), ("local", "ray")],
+    ids=["ray-then-local", "local-then-ray"],
 )
 def test_a_killed_driver_resumes_without_lost_or_duplicated_rows(
     reference: tuple[Path, int, dict[Any, Any]],

@@ -363,6 +363,8 @@ def _execute_with_progress(store, run_id, settings, spec=None):  # type: ignore[
 
     where = "" if spec is None or spec.in_process else f" ({_where(spec)})"
     with progress_bar(f"run {run_id} {settings['space']}{where}") as bar:
+        if where:
+            bar.print(f"Starting the workers of run {run_id}{where}...")
         return engine.execute(
             store, run_id, on_progress=bar.advance, on_total=bar.total, backend=spec
         )

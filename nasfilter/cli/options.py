@@ -160,8 +160,7 @@ CpusPerWorkerOption = Annotated[
     float | None,
     typer.Option(
         "--cpus-per-worker",
-        help="CPUs each worker reserves (Ray) and its torch threads (rounded down). "
-        "\\[default: 1]",
+        help="CPUs each worker reserves (Ray) and its torch threads (rounded down). \\[default: 1]",
         show_default=False,
     ),
 ]
