@@ -402,8 +402,9 @@ class Dispatcher:
                     "See the message; the run was not started.",
                 )
             if time.monotonic() > deadline:
+                some = f"Only {len(self.ready)} of the" if self.ready else "None of the"
                 raise ClusterError(
-                    f"No {self.spec.kind} worker became ready within "
+                    f"{some} {self.spec.kind} workers became ready within "
                     f"{self.spec.start_timeout:g} s (the cluster has no room for a worker "
                     f"with {self.spec.cpus_per_worker:g} CPU and "
                     f"{self.spec.gpus_per_worker:g} GPU?).",
@@ -453,11 +454,11 @@ class Dispatcher:
             self._start_worker()
 
     # -- chunks ---------------------------------------------------------------------------------
-    def chunk_size(self, remaining: int) -> int:
+    def chunk_size(self, waiting: int) -> int:
         """About ``chunk_seconds`` of work (1 until a time was measured), no more than a
-        fair share of what is left (so that the workers finish together)."""
+        fair share of what waits to be sent (so that the workers finish together)."""
         n = max(1, len(self.ready))
-        fair = max(1, math.ceil(remaining / (DEPTH * n)))
+        fair = max(1, math.ceil(waiting / (DEPTH * n)))
         if self.seconds_per_arch is None:
             return 1
         want = max(1, int(self.spec.chunk_seconds / max(self.seconds_per_arch, 1e-6)))
@@ -482,7 +483,7 @@ class Dispatcher:
                 # fill every ready worker up to DEPTH chunks
                 for w in list(self.ready):
                     while len(self.inflight[w]) < DEPTH and (retry or pending):
-                        ch = self._take(w, retry, pending, remaining)
+                        ch = self._take(w, retry, pending)
                         if ch is None:
                             break
                         if t_first is None:
@@ -524,7 +525,6 @@ class Dispatcher:
         worker: int,
         retry: deque[_Chunk],
         pending: deque[tuple[int, str]],
-        remaining: int,
     ) -> _Chunk | None:
         """The next chunk for ``worker``: a retried one that did not die there (else new
         work; else a retried one all the same: elsewhere is a preference)."""
@@ -534,7 +534,7 @@ class Dispatcher:
                 return ch
         if not pending:
             return retry.popleft() if retry else None
-        size = self.chunk_size(remaining)
+        size = self.chunk_size(len(pending))
         items = [pending.popleft() for _ in range(min(size, len(pending)))]
         self._next_chunk += 1
         return _Chunk(self._next_chunk, items)
