@@ -371,11 +371,12 @@ def _execute_with_progress(store, run_id, settings, spec=None):  # type: ignore[
 
 
 def _where(spec) -> str:  # type: ignore[no-untyped-def]
-    n = "" if spec.workers is None else f"{spec.workers} "
     if spec.kind == "processes":
-        return f"{n}processes"
-    gpus = f", {spec.gpus_per_worker:g} GPU each" if spec.gpus_per_worker else ""
-    return f"ray, {n}workers{gpus}"
+        return f"{spec.workers} processes"
+    parts = ["ray"] + ([f"{spec.workers} workers"] if spec.workers else [])
+    if spec.gpus_per_worker:
+        parts.append(f"{spec.gpus_per_worker:g} GPU each")
+    return ", ".join(parts)
 
 
 def _print_summary(s, db_path) -> None:  # type: ignore[no-untyped-def]

@@ -117,6 +117,12 @@ def connect(spec: BackendSpec) -> tuple[Any, bool]:
             raise UsageError("ray:// addresses need Ray's client.", RAY_HINT) from None
         raise ClusterError(f"Cannot start or connect to {where}: {_one_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, grpc errors
+        if address == "auto" and isinstance(e, ConnectionError):
+            raise ClusterError(
+                "--ray-address auto found no Ray cluster started on this machine.",
+                "Start one with `ray start --head` (see docs/distributed.md), or drop "
+                "--ray-address to start a private instance.",
+            ) from None
         hint = (
             "Start one with `ray start --head` (see docs/distributed.md), or drop "
             "--ray-address to start a private instance."
