@@ -5,7 +5,7 @@ python := "python3"
 # Install nasfilter with its dev tools (CPU torch first: a bare torch pulls CUDA).
 setup:
     {{python}} -m pip install torch==2.13.0
-    {{python}} -m pip install -e '.[dev]'
+    {{python}} -m pip install -e '.[dev,ray]'
 
 # Run the test suite.
 test *args:
@@ -28,6 +28,10 @@ bench:
     {{python}} bench/bench_analyze.py
     {{python}} bench/bench_naswot.py --n 20
     {{python}} bench/bench_search.py --n 100
+    {{python}} bench/bench_nb101.py
+    {{python}} bench/bench_munas.py
+    {{python}} bench/bench_proxies.py --n 10
+    {{python}} bench/bench_distributed.py --n 40
 
 # Score the whole TSS space and list the 20 best candidates under 200 kB.
 demo db="demo.duckdb":

@@ -21,6 +21,7 @@ from typing import Any
 
 from nasfilter.errors import RunInterrupted, UsageError
 from nasfilter.interrupts import critical, interruptible
+from nasfilter.scoring.backends import Backend, BackendSpec
 from nasfilter.scoring.settings import (
     ALWAYS,
     ArchPlan,
@@ -249,6 +250,17 @@ def prepare(settings: RunSettings, download: bool = False) -> RunSettings:
     return replace(settings, batch=describe(load_inputs(settings, download=download)))
 
 
+def _check_backend_settings(pool: Backend, settings: RunSettings) -> None:
+    mine, theirs = settings.to_json(), pool.settings.to_json()
+    mine.pop("batch", None)
+    theirs.pop("batch", None)
+    if mine != theirs:
+        raise UsageError(
+            "The backend given was opened for other settings than this run's.",
+            "Open one with this run's settings (RunSettings.from_json of the run).",
+        )
+
+
 def planned_archs(
     store: Store, run_id: int, settings: RunSettings, arch_plan: ArchPlan
 ) -> Iterator[tuple[int, str]]:
@@ -268,6 +280,24 @@ def planned_archs(
         )
 
 
+def record_backend(store: Store, run_id: int, spec: BackendSpec) -> None:
+    """Append ``spec`` to the run's recorded ``backends`` (one entry per change: a run
+    started on Ray and resumed locally records both). Never part of the reuse key."""
+    import json
+
+    settings = store.get_run(run_id)["settings"]
+    seen = list(settings.get("backends") or [])
+    entry = spec.to_json()
+    if seen and seen[-1] == entry:
+        return
+    settings["backends"] = seen + [entry]
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE runs SET settings = ? WHERE run_id = ?",
+            [json.dumps(settings, sort_keys=True), run_id],
+        )
+
+
 def execute(
     store: Store,
     run_id: int,
@@ -279,12 +309,18 @@ def execute(
     scorer: Any = None,
     chunk_size: int = 4096,
     release_seconds: float = 5.0,
+    backend: BackendSpec | Backend | None = None,
 ) -> RunSummary:
     """Score every architecture of run ``run_id`` not yet stored; mark the run completed.
 
     ``archs``: for a list run, identities to append to its list (in order; those
     already listed are kept once) before scoring what is missing. ``scorer``: a scorer
-    made for the same settings to reuse (searches keep one per metric).
+    made for the same settings to reuse (searches keep one per metric). ``backend``:
+    where to score (``BackendSpec``; default: in this process), or an opened
+    ``Backend`` for the same settings, which the caller closes (it is closed here only
+    when the run is interrupted or fails: its workers are then stopped). Results come
+    back whole architectures at a time, in any order, and are written by this process
+    alone.
     """
     from nasfilter.scoring.scorer import Scorer
 
@@ -307,61 +343,84 @@ def execute(
     total = len(items)
     todo = [(pos, a) for pos, a in items if a not in done]
     skipped = total - len(todo)
-    if on_total:
-        on_total(total, skipped)
     statuses: dict[str, Counter[str]] = {r["metric"]: Counter() for r in all_recs}
     writer = BatchWriter(store, run_id, batch_rows=batch_rows)
     t0 = time.perf_counter()
     scored = reported = 0
     status = "interrupted"
     own_scorer = scorer is None
+    pool: Backend | None = None
+    spec = BackendSpec() if backend is None else backend
+    if isinstance(spec, Backend):
+        pool, spec = spec, spec.spec
+        _check_backend_settings(pool, settings)
+    own_pool = pool is None
+    if scorer is not None and not spec.in_process:
+        raise UsageError("A scorer to reuse scores in this process; pass no backend with it.")
+    if on_total and (spec.in_process or not todo):
+        on_total(total, skipped)
     try:  # loads the batch and picks the device: may fail before anything is scored
         if scorer is None and todo:
-            scorer = Scorer(settings)
+            if spec.in_process:
+                scorer = Scorer(settings)
+            elif pool is None:
+                from nasfilter.scoring.backends import open_backend
+
+                pool = open_backend(spec, settings)
     except BaseException:
         if run["status"] == "running":  # a new run that never started; a resumed one keeps
             store.set_run_status(run_id, "failed")  # its status ("interrupted")
         raise
+    if on_total and not (spec.in_process or not todo):  # once the workers are up: the
+        on_total(total, skipped)  # rate shown does not count their start
+    record_backend(store, run_id, spec)
     store.set_run_status(run_id, "running", finished=False)
     store.release()
     last_flush = last_report = last_release = time.perf_counter()
     space = settings.space
+    builds = settings.builds_networks
+
+    def take(out: Any) -> None:
+        """Buffer one architecture's rows (an ArchResult) or a chunk's (ChunkResult)."""
+        nonlocal scored
+        with critical():  # whole architectures only: a resume never sees half of one
+            if hasattr(out, "columns"):
+                writer.add_chunk(space, out)
+                for name, (_, sts, _) in out.columns.items():
+                    statuses[name].update(sts)
+                scored += len(out)
+            else:
+                writer.add_result(space, out)
+                for name, _, st, _ in out.rows:
+                    statuses[name][st] += 1
+                scored += 1
+
+    def after(every: bool) -> None:
+        nonlocal reported, last_report, last_flush, last_release
+        now = time.perf_counter()
+        if on_progress and (every or now - last_report > 0.1):
+            on_progress(scored - reported)
+            reported, last_report = scored, now
+        if writer.pending >= batch_rows or now - last_flush > flush_seconds:
+            writer.flush()
+            last_flush = now
+            if now - last_release > release_seconds:
+                store.release()
+                last_release = now
+
     with interruptible():
         try:
-            if scorer is not None and not scorer.builds:  # analytic only: by columns
+            if pool is not None and todo:  # workers: results in any order
+                for out in pool.map(todo):
+                    take(out)
+                    after(builds)
+            elif scorer is not None and not scorer.builds:  # analytic only: by columns
                 for start in range(0, len(todo), chunk_size):
-                    chunk = scorer.score_chunk(todo[start : start + chunk_size])
-                    with critical():
-                        writer.add_chunk(space, chunk)
-                        for name, (_, sts, _) in chunk.columns.items():
-                            statuses[name].update(sts)
-                        scored += len(chunk)
-                    now = time.perf_counter()
-                    if on_progress:
-                        on_progress(scored - reported)
-                        reported, last_report = scored, now
-                    if writer.pending >= batch_rows or now - last_flush > flush_seconds:
-                        writer.flush()
-                        last_flush = now
-                        if now - last_release > release_seconds:
-                            store.release()
-                            last_release = now
-            for res in scorer.map(todo) if todo and scorer.builds else ():
-                with critical():  # an architecture's rows are buffered together
-                    writer.add_result(space, res)
-                    for name, _, st, _ in res.rows:
-                        statuses[name][st] += 1
-                    scored += 1
-                now = time.perf_counter()
-                if on_progress and (now - last_report > 0.1 or scorer.builds):
-                    on_progress(scored - reported)
-                    reported, last_report = scored, now
-                if writer.pending >= batch_rows or now - last_flush > flush_seconds:
-                    writer.flush()
-                    last_flush = now
-                    if now - last_release > release_seconds:
-                        store.release()
-                        last_release = now
+                    take(scorer.score_chunk(todo[start : start + chunk_size]))
+                    after(True)
+            for res in scorer.map(todo) if todo and pool is None and scorer.builds else ():
+                take(res)
+                after(True)
             writer.flush()
             if on_progress and scored > reported:
                 on_progress(scored - reported)
@@ -389,6 +448,8 @@ def execute(
         finally:
             if own_scorer and scorer is not None:
                 scorer.close()
+            if pool is not None and (own_pool or status != "completed"):
+                pool.close()  # stops the workers (Ray actors, local processes)
             if status != "interrupted":
                 with critical():
                     store.set_run_status(run_id, status)

@@ -548,3 +548,25 @@ def test_log_axis_only_for_positive_values_spanning_two_decades() -> None:
     assert log_axis([1.0, 1000.0]) and log_axis([0.001, 0.5])
     assert not log_axis([1.0, 50.0]) and not log_axis([0.0, 1000.0])
     assert not log_axis([-5.0, 1000.0]) and not log_axis([])
+
+
+def test_analyze_states_what_each_metric_was_computed_from(runner, db: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10: every metric's τ comes with its data source (synthetic vs real images,
+    data-free networks, the identity)."""
+    import csv as _csv
+
+    sample = Path(__file__).resolve().parents[1] / "nasfilter" / "sample_data" / "nb201_sample.csv"
+    archs = [r["arch_str"] for r in _csv.DictReader(open(sample)) if r["dataset"] == "cifar10"]
+    f = db.parent / "archs.txt"
+    f.write_text("\n".join(archs[:12]))
+    assert invoke(runner, "truth", "sample", "nats-tss", "--db", str(db)).exit_code == 0
+    r = invoke(runner, "score", "nats-tss", "--archs", str(f), "--metrics",
+               "relu_count,naswot,synflow", "--data", "synthetic", "-K", "8",
+               "--db", str(db))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = invoke(runner, "analyze", "--db", str(db), "-f", "json")
+    by = {m["metric"]: m["inputs"] for m in json.loads(r.stdout)["metrics"]}
+    assert by == {
+        "relu_count": "identity", "params": "identity", "size_kb": "identity",
+        "naswot": "synthetic images", "synflow": "data-free network",
+    }  # fmt: skip

@@ -169,6 +169,7 @@ def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
         "assert 'duckdb' not in sys.modules, 'duckdb imported by --help'\n"
+        "assert 'ray' not in sys.modules, 'ray imported by --help'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -262,3 +262,28 @@ def test_cli_loads_scores_and_analyzes_an_nds_space(tmp_path: Path, db: Path) ->
     out = json.loads(r.stdout)
     by = {m["metric"]: m for m in out["metrics"]}
     assert by["relu_count"]["n"] == 12 and by["params"]["n"] == 12
+
+
+def test_reproduce_runs_on_an_nds_space_with_loaded_truth(tmp_path: Path, db: Path) -> None:
+    """Issue 13: `reproduce --space nds-...` works when truth is loaded (tiny settings)."""
+    import random
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    runner = CliRunner()
+    nets = get_space("nds-vanilla").sample(8, 3)
+    rnd = random.Random(1)
+    recs = [record(json.loads(a), [50.0, 20 + 10 * rnd.random()]) for a in nets]
+    f = _write(tmp_path / "Vanilla.json", recs)
+    assert invoke(runner, "truth", "load", "nds-vanilla", "--file", str(f), "--db",
+                  str(db)).exit_code == 0  # fmt: skip
+    out = tmp_path / "rep"
+    r = invoke(runner, "reproduce", "--space", "nds-vanilla", "--dataset", "cifar10",
+               "--split", "test", "--out", str(out), "--ns", "3", "--repeats", "1",
+               "--exp1-n", "4", "--batch-size", "4", "--db", str(db))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    assert "loaded ground truth for cifar10 (test split), 8 architectures" in md
+    assert "| relu_count | 4 |" in md and "| naswot | 4 |" in md

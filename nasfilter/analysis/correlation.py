@@ -14,7 +14,7 @@ from typing import Any
 
 from nasfilter.datasets import TRUTH_DATASETS
 from nasfilter.errors import DataError, UsageError
-from nasfilter.store import Store
+from nasfilter.store import Store, sql_literal
 from nasfilter.truth import DATASETS, canonical_dataset, canonical_split
 
 TOP_K = (1, 10, 100)
@@ -73,6 +73,24 @@ class MetricAnalysis:
     top100_tie_take: int | None
     top100_tie_min_acc: float | None
     top100_tie_max_acc: float | None
+    #: what the metric's values were computed from (none, synthetic images, cifar10, ...)
+    inputs: str = ""
+
+
+def input_source(settings: dict[str, Any], record: dict[str, Any]) -> str:
+    """What a run's values of one metric were computed from: ``identity`` (analytic, no
+    network), ``data-free network`` (a built network on its own inputs: zeros, all-ones
+    or seeded Gaussian), ``synthetic images`` (seeded Gaussian batch standing in for a
+    dataset), ``<data> images`` (a real dataset's batch), ``base x size`` (penalized)."""
+    path = record.get("path")
+    if path == "analytic":
+        return "identity"
+    if path == "penalized":
+        return "base x size"
+    if record.get("needs_data"):
+        data = settings.get("data") or "?"
+        return "synthetic images" if data == "synthetic" else f"{data} images"
+    return "data-free network"
 
 
 @dataclass
@@ -170,10 +188,6 @@ def _json_clean(v: Any) -> Any:
     return v
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def coverage(store: Store, run_id: int) -> list[tuple[str, str, int, float]]:
     """(dataset, split, architectures, best accuracy) of the run's truth."""
     return store.con.execute(f"SELECT * FROM truth_coverage({int(run_id)})").fetchall()
@@ -264,14 +278,16 @@ def analyze_run(store: Store, run_id: int, dataset: str, split: str = "valid") -
     if not mine:
         raise _no_truth(store, run_id, split, cov, dataset)
     _, _, n_truth, best = mine[0]
-    args = f"{int(run_id)}, {_lit(dataset)}, {_lit(split)}"
+    args = f"{int(run_id)}, {sql_literal(dataset)}, {sql_literal(split)}"
     sql_summary = f"SELECT * FROM analysis_summary({args})"
     sql_between = f"SELECT * FROM analysis_between({args}) ORDER BY a_kind DESC, a, b"
     cols, rows = store.query(sql_summary)
     metrics = []
     fields = set(MetricAnalysis.__dataclass_fields__)
+    recs = {m["metric"]: m for m in store.run_metrics(run_id)}
     for r in rows:
         d = {c: v for c, v in zip(cols, r, strict=True) if c in fields}
+        d["inputs"] = input_source(run["settings"], recs.get(d["metric"], {}))
         metrics.append(MetricAnalysis(**d))
     cols, rows = store.query(sql_between)
     pairs = []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasfilter.errors import UsageError
+from nasfilter.store import sql_literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasfilter.analysis.correlation import AnalysisResult
@@ -28,10 +29,10 @@ def _fmt(v: float | None) -> str:
 
 def _points(store: Store, res: AnalysisResult) -> dict[str, list[tuple[float, float, Any]]]:
     """{metric: [(value, accuracy, size)]} of the usable points, from analysis_points."""
-    lit = res.dataset.replace("'", "''")
     rows = store.con.execute(
         f"SELECT metric, value, accuracy, size FROM analysis_points({int(res.run_id)}, "
-        f"'{lit}', '{res.split}') WHERE usable ORDER BY metric, size NULLS FIRST"
+        f"{sql_literal(res.dataset)}, {sql_literal(res.split)}) WHERE usable "
+        "ORDER BY metric, size NULLS FIRST"
     ).fetchall()
     out: dict[str, list[tuple[float, float, Any]]] = {}
     for m, v, a, s in rows:

@@ -14,6 +14,7 @@ import numpy as np
 
 from nasfilter.errors import UsageError
 from nasfilter.ranking import TIE_RULES, RankRule, check_tie_break
+from nasfilter.scoring.settings import penalized_name
 from nasfilter.store import Store, _ident, sql_literal
 
 
@@ -217,7 +218,7 @@ def _penalized_top(
     from nasfilter.ranking import top_indices
 
     name, mu, sigma = pen["penalty"], pen["mu"], pen["sigma"]
-    ranked = f"{metric}_{name}"
+    ranked = penalized_name(metric, name)
     sql = (
         f"{select}\n-- then, in Python: {ranked} = {metric} x {name}(size_kb / 1000; "
         f"mu={mu:g}, sigma={sigma:g}), ranked by it (nasfilter.ranking: NaN last, "

@@ -29,6 +29,11 @@ app.add_typer(truth.truth_app, name="truth")
 
 
 def main() -> None:
+    import os
+
+    # torch's OpenMP threads spin while they wait; on a machine with other work that
+    # costs several times the run time. Passive waiting (before torch is imported).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 

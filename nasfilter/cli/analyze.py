@@ -99,7 +99,7 @@ def _tables(res) -> None:  # type: ignore[no-untyped-def]
     )
     console.print(head, highlight=False)
     render(  # excluded (non-finite) values: counted on stderr below, and in csv/json
-        ["metric", "better", "n", "distinct", "τ acc", "ρ acc", "τ size", "ρ size"],
+        ["metric", "better", "n", "distinct", "τ acc", "ρ acc", "τ size", "ρ size", "inputs"],
         [
             (
                 m.metric,
@@ -110,6 +110,7 @@ def _tables(res) -> None:  # type: ignore[no-untyped-def]
                 _tau(m.spearman_acc_directed),
                 _tau(m.kendall_tau_size_directed),
                 _tau(m.spearman_size_directed),
+                m.inputs,
             )
             for m in res.metrics
         ],

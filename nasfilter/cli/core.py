@@ -11,27 +11,33 @@ from typing import Annotated
 import typer
 
 from nasfilter.cli.options import (
+    BackendName,
+    BackendOption,
     BatchOption,
     BnMode,
     BnModeOption,
     BudgetOption,
     BytesPerParamOption,
+    CpusPerWorkerOption,
     DataDirOption,
     DataOption,
     DbOption,
     DeviceOption,
     FormatOption,
+    GpusPerWorkerOption,
     MaxKbOption,
     MaxMacsOption,
     MaxRamKbOption,
     MuOption,
     ParamOption,
     PenaltyName,
+    RayAddressOption,
     RunOption,
     ShapeOption,
     ShowSqlOption,
     SigmaOption,
     WideOption,
+    WorkersOption,
     parse_params,
 )
 from nasfilter.cli.render import Format, console, err_console, render
@@ -196,8 +202,17 @@ def score(
     param: ParamOption = None,
     resume: Annotated[
         str | None,
-        typer.Option("--resume", help="Finish an interrupted run (its id, or 'latest'); alone."),
+        typer.Option(
+            "--resume",
+            help="Finish an interrupted run (its id, or 'latest'); alone, or with the "
+            "backend options.",
+        ),
     ] = None,
+    backend: BackendOption = BackendName.local,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    gpus_per_worker: GpusPerWorkerOption = None,
+    cpus_per_worker: CpusPerWorkerOption = None,
     db: DbOption = None,
     fmt: Annotated[
         Format,
@@ -213,10 +228,27 @@ def score(
 
     Prints the run id on stdout (the summary with --format json or csv); progress and
     messages go to stderr. Example: [bold]nasfilter score nats-tss --all[/bold]
+
+    The backend options say where the architectures are scored (results are the same
+    wherever): [bold]--workers 4[/bold] (four processes here), [bold]--backend ray
+    --ray-address auto --gpus-per-worker 0.25[/bold] (see docs/distributed.md).
     """
     from nasfilter import engine
     from nasfilter.errors import StoreError
+    from nasfilter.scoring.backends import BackendSpec
     from nasfilter.store import Store, default_db_path
+
+    def backend_spec(run_device: str) -> BackendSpec:
+        spec = BackendSpec.make(
+            backend.value,
+            workers=workers,
+            ray_address=ray_address,
+            gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            device=run_device,
+        )
+        spec.preflight()  # Ray installed, the address answers: before a run is made
+        return spec
 
     if resume is not None:
         given = [
@@ -275,6 +307,9 @@ def score(
             params=parse_params(param),
         )
         engine.plan(req)  # validate before touching the database
+        spec = backend_spec(device)
+    else:
+        spec = backend_spec("auto")  # checked again with the run's device below
     with Store.open(db) as store:
         if resume is not None:
             run_id = _resumable(store, resume)
@@ -286,7 +321,9 @@ def score(
             store.release()
         settings = store.get_run(run_id)["settings"]
         store.release()
-        summary = _execute_with_progress(store, run_id, settings)
+        if resume is not None:
+            spec = backend_spec(str(settings.get("device", "auto")))
+        summary = _execute_with_progress(store, run_id, settings, spec)
     _print_summary(summary, store.path)
     if fmt == Format.table:
         typer.echo(str(summary.run_id))
@@ -336,12 +373,26 @@ def _resumable(store, resume: str) -> int | None:  # type: ignore[no-untyped-def
     return None
 
 
-def _execute_with_progress(store, run_id, settings):  # type: ignore[no-untyped-def]
+def _execute_with_progress(store, run_id, settings, spec=None):  # type: ignore[no-untyped-def]
     from nasfilter import engine
     from nasfilter.cli.progress import progress_bar
 
-    with progress_bar(f"run {run_id} {settings['space']}") as bar:
-        return engine.execute(store, run_id, on_progress=bar.advance, on_total=bar.total)
+    where = "" if spec is None or spec.in_process else f" ({_where(spec)})"
+    with progress_bar(f"run {run_id} {settings['space']}{where}") as bar:
+        if where:
+            bar.print(f"Starting the workers of run {run_id}{where}...")
+        return engine.execute(
+            store, run_id, on_progress=bar.advance, on_total=bar.total, backend=spec
+        )
+
+
+def _where(spec) -> str:  # type: ignore[no-untyped-def]
+    if spec.kind == "processes":
+        return f"{spec.workers} processes"
+    parts = ["ray"] + ([f"{spec.workers} workers"] if spec.workers else [])
+    if spec.gpus_per_worker:
+        parts.append(f"{spec.gpus_per_worker:g} GPU each")
+    return ", ".join(parts)
 
 
 def _print_summary(s, db_path) -> None:  # type: ignore[no-untyped-def]

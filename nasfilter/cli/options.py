@@ -170,3 +170,57 @@ BudgetOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class BackendName(str, Enum):
+    """= nasfilter.scoring.backends.BACKENDS (a test holds them equal)."""
+
+    local = "local"
+    ray = "ray"
+
+
+BackendOption = Annotated[
+    BackendName,
+    typer.Option(
+        "--backend",
+        help="Where to score: local (this machine: in this process, or --workers N "
+        "processes) or ray (actors on a Ray cluster: pip install 'nasfilter\\[ray]'; "
+        "see docs/distributed.md).",
+        case_sensitive=False,
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Worker processes (local) or Ray actors, each holding one scorer. "
+        "\\[default: local 1 (in this process); ray: as many as the cluster holds]",
+        show_default=False,
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster: auto (started with `ray start` on this machine), HOST:PORT or "
+        "ray://HOST:PORT. \\[default: $RAY_ADDRESS, else a private Ray instance here]",
+        show_default=False,
+    ),
+]
+GpusPerWorkerOption = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-worker",
+        help="GPUs each Ray worker reserves; a fraction packs several on one GPU "
+        "(0.25: four). \\[default: 0]",
+        show_default=False,
+    ),
+]
+CpusPerWorkerOption = Annotated[
+    float | None,
+    typer.Option(
+        "--cpus-per-worker",
+        help="CPUs each worker reserves (Ray) and its torch threads (rounded down). \\[default: 1]",
+        show_default=False,
+    ),
+]

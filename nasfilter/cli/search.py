@@ -30,6 +30,7 @@ from nasfilter.cli.options import (
     PopulationKind,
     ShapeOption,
     SigmaOption,
+    WideOption,
     parse_params,
 )
 from nasfilter.cli.render import Format, err_console, render
@@ -151,6 +152,7 @@ def search(
     ] = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Search a space with a training-free metric and report each repeat's choice.
 
@@ -164,7 +166,7 @@ def search(
     if show is not None:
         with Store.open(db, read_only=True) as store:
             res = read_search(store, store.resolve_run(show, kind="search"))
-        _print_search(res, fmt)
+        _print_search(res, fmt, wide)
         return
     if space is None:
         raise UsageError("Name a search space (see `nasfilter spaces`), or pass --show RUN.")
@@ -219,7 +221,7 @@ def search(
                 on_repeat=on_repeat,
                 on_evaluated=bar.advance,
             )
-    _print_search(res, fmt)
+    _print_search(res, fmt, wide)
 
 
 def _title(res: Any) -> str:
@@ -273,7 +275,7 @@ def summary_rows(res: Any) -> list[tuple[Any, ...]]:
     return out
 
 
-def _print_search(res: Any, fmt: Format) -> None:
+def _print_search(res: Any, fmt: Format, wide: bool = False) -> None:
     cols, rows = search_rows(res)
     if fmt == Format.json:
         render(cols, rows, fmt, json_obj=res.to_json())
@@ -283,7 +285,7 @@ def _print_search(res: Any, fmt: Format) -> None:
         for q, mean, std, n in summary_rows(res):
             err_console.print(f"{q}: mean {mean}, std {std}, n {n}", markup=False, highlight=False)
         return
-    render(cols, rows, fmt, title=_title(res))
+    render(cols, rows, fmt, title=_title(res), wide=wide)
     render(
         ["quantity", "mean", "std", "n"],
         summary_rows(res),

@@ -5,7 +5,9 @@
 ``RunSettings`` (typed, the reuse key), ``ArchPlan`` (which architectures), ``Scorer``
 (built once per process: builder, batch, labels, device; ``score(arch)`` returns every
 value, status and time of one architecture, with no store access). ``nasfilter.engine``
-maps a scorer over a run's plan and writes the batches.
+maps a scorer over a run's plan and writes the batches; ``backends`` moves the scoring to
+local worker processes or Ray actors (``BackendSpec``, ``open_backend``; see
+docs/distributed.md), each holding one scorer, the driver alone writing.
 """
 
 from nasfilter.scoring.settings import (

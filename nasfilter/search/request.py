@@ -10,7 +10,7 @@ from typing import Any
 
 from nasfilter.errors import SampleSizeError, UsageError
 from nasfilter.ranking import DEFAULT_TIE_BREAK, check_tie_break
-from nasfilter.scoring.settings import RunSettings
+from nasfilter.scoring.settings import RunSettings, penalized_name
 
 ALGORITHMS: tuple[str, ...] = ("random", "two-stage", "evolution")
 POPULATIONS: tuple[str, ...] = ("space", "truth")
@@ -183,7 +183,7 @@ def plan_search(req: SearchRequest) -> dict[str, Any]:
     if tie_break not in ("first", "smallest", "largest") and tie_break not in names:
         names.append(tie_break)
     run_settings = {name: metric_settings(req, name) for name in names}  # validates each
-    rank_by = metric.name if penalty is None else f"{metric.name}_{penalty['penalty']}"
+    rank_by = metric.name if penalty is None else penalized_name(metric.name, penalty["penalty"])
     return {
         "space": space.name,
         "algo": req.algo,

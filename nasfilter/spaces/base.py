@@ -207,6 +207,8 @@ class Space(ABC):
         size_kb, ...) share one computation. Spaces with a vectorized form (a table of
         the whole space) override ``_costs_many``.
         """
+        if dataset is None:
+            dataset = self.shape(None)
         key = (dataset, tuple(archs))
         last = self.__dict__.get("_costs_many_last")
         if last is not None and last[0] == key:

@@ -861,11 +861,11 @@ def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) ->
     order += [m for m in names if m not in order]
     cols = []
     for m in order:
-        value = f"max(s.value) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        value = f"max(s.value) FILTER (WHERE s.metric = {sql_literal(m)})"
         if m == "params":  # a count; NULL (not a number) where it is not finite
             value = f"CASE WHEN isfinite({value}) THEN CAST({value} AS BIGINT) END"
         cols.append(f"{value} AS {_ident(m)}")
-        status = f"max(s.status) FILTER (WHERE s.metric = '{_sql_str(m)}')"
+        status = f"max(s.status) FILTER (WHERE s.metric = {sql_literal(m)})"
         cols.append(f"{status} AS {_ident(m + '_status')}")
     sql = f"""
         SELECT r.space, s.arch, {", ".join(cols)}
@@ -879,14 +879,14 @@ def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) ->
         "nasfilter.metrics": json.dumps(metrics, sort_keys=True, default=str),
         "nasfilter.version": __version__,
     }
-    kv = ", ".join(f"'{_sql_str(k)}': '{_sql_str(v)}'" for k, v in meta.items())
+    kv = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in meta.items())
     tmp: Path | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         store.con.execute(
-            f"COPY ({sql}) TO '{_sql_str(str(tmp))}' (FORMAT PARQUET, KV_METADATA {{{kv}}})"
+            f"COPY ({sql}) TO {sql_literal(str(tmp))} (FORMAT PARQUET, KV_METADATA {{{kv}}})"
         )
         os.replace(tmp, out)
     except (OSError, duckdb.Error) as e:
@@ -895,7 +895,9 @@ def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) ->
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-    row = store.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(str(out))}')").fetchone()
+    row = store.con.execute(
+        f"SELECT count(*) FROM read_parquet({sql_literal(str(out))})"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -923,7 +925,3 @@ def _check_export_target(store: Store, out: Path, force: bool) -> None:
             f"{out} already exists; nothing was written.",
             "Pass --force to replace it, or another --out FILE.parquet.",
         )
-
-
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")
