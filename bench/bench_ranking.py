@@ -2,7 +2,7 @@
 and the procedure that chose the two ensembles. Prints each figure beside its baseline.
 
     python bench/bench_ranking.py [--scores bench/data/nb201_sample_scores.parquet]
-        [--time 20] [--threads 1] [--select]
+        [--time 20] [--time-k 64,8] [--threads 1] [--select]
 
 Data. Accuracy: the validation accuracy of ``nasfilter/sample_data/nb201_sample.csv``
 (NAS-Bench-Suite-Zero: 724 CIFAR-10 cells (``cifar10-valid``), 725 CIFAR-100, 724
@@ -303,6 +303,9 @@ def main() -> None:
     ap.add_argument("--scores", type=Path, default=SCORES)
     ap.add_argument("--time", type=int, default=0, help="measure aggregates on N cells")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--time-k", default=str(DEFAULT_K), help="batch sizes K to time at, e.g. 64,8"
+    )
     ap.add_argument("--select", action="store_true", help="run the selection procedure")
     args = ap.parse_args()
 
@@ -394,13 +397,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         archs = [r["arch_str"] for r in rows10[: args.time]]
         print()
+        ks = [int(k) for k in args.time_k.split(",") if k.strip()]
         print(
             f"wall time per architecture (Scorer, components included), {len(archs)} CIFAR-10 "
-            f"cells, CPU, {args.threads} thread(s), K = {DEFAULT_K}; goal <= {GOAL_SECONDS} s "
-            "for ensemble_free:"
+            f"cells, CPU, {args.threads} thread(s); goal <= {GOAL_SECONDS} s for ensemble_free:"
         )
+        print(f"  {'metric':<18}" + "".join(f" {'K = ' + str(k):>10}" for k in ks))
         for n in ["relu_count_live", *aggregates]:
-            print(f"  {n:<18} {1000 * time_scorer(n, archs, DEFAULT_K):9.0f} ms")
+            line = f"  {n:<18}"
+            for k in ks:
+                line += f" {1000 * time_scorer(n, archs, k):7.0f} ms"
+            print(line)
 
     if args.select:
         cols, acc, _ = per_ds["cifar10"]

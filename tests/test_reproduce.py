@@ -1,4 +1,4 @@
-"""reproduce: Experiments 1-4 end to end on the shipped sample, with tiny settings."""
+"""reproduce: Experiments 1-5 end to end on the shipped sample, with tiny settings."""
 
 from __future__ import annotations
 
@@ -103,6 +103,25 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
                 "SELECT penalty, mu, sigma FROM searches WHERE run_id = ?", [int(row[2])]
             ).fetchone()
             assert pen == (row[1], 0.2, 0.4)
+        # Exp. 5: the filters of issue 11 at N = 5 (1000 skipped); relu_count and naswot
+        # are Exp. 2's searches, the others their own random searches of the same N
+        from nasfilter.experiments.run import FILTERS
+
+        t8 = _table(md, "| N | filter | search run")
+        assert [(row[0], row[1]) for row in t8] == [("5", m) for m in FILTERS]
+        assert FILTERS[-2:] == ("ensemble_free", "ensemble")
+        assert [row[2] for row in t8[:2]] == [searches[0][2], searches[1][2]]
+        for row in t8[2:]:
+            algo, metric, n = s.con.execute(
+                "SELECT algo, metric, n FROM searches WHERE run_id = ?", [int(row[2])]
+            ).fetchone()
+            assert (algo, metric, n) == ("random", row[1], 5)
+            acc_m, acc_s = s.con.execute(
+                "SELECT avg(accuracy), stddev_samp(accuracy) FROM search_choices "
+                "WHERE run_id = ?",
+                [int(row[2])],
+            ).fetchone()
+            assert row[3] == f"{acc_m:.2f} ± {acc_s:.2f}"
         assert (
             s.con.execute(
                 "SELECT count(*) FROM runs WHERE kind = 'search' AND status <> 'completed'"

@@ -44,3 +44,22 @@ register_aggregate(
     ),
     source="nasfilter (issue 11); bench/bench_ranking.py --select",
 )
+
+register_aggregate(
+    "ensemble",
+    kind="rank",
+    form="log",
+    components=[
+        ("meco", 2.0, 1),
+        ("swap", 1.0, 1),
+        ("az_expressivity", 1.0, 1),
+        ("az_trainability", 1.0, 1),
+    ],
+    description=(
+        "ensemble (any inputs): 2 ln(r(meco)/n) + ln(r(swap)/n) + ln(r(az_expressivity)/n) "
+        "+ ln(r(az_trainability)/n), ranked within the population; swap reads the run's "
+        "images; chosen on the NAS-Bench-201 CIFAR-10 sample with synthetic images "
+        "(docs/metrics.md)"
+    ),
+    source="nasfilter (issue 11); bench/bench_ranking.py --select",
+)
