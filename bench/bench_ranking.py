@@ -303,9 +303,7 @@ def main() -> None:
     ap.add_argument("--scores", type=Path, default=SCORES)
     ap.add_argument("--time", type=int, default=0, help="measure aggregates on N cells")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument(
-        "--time-k", default=str(DEFAULT_K), help="batch sizes K to time at, e.g. 64,8"
-    )
+    ap.add_argument("--time-k", default=str(DEFAULT_K), help="batch sizes K to time at, e.g. 64,8")
     ap.add_argument("--select", action="store_true", help="run the selection procedure")
     args = ap.parse_args()
 
@@ -363,9 +361,7 @@ def main() -> None:
         for name in aggregates:
             for ds in DATASETS:
                 cols, acc, _ = per_ds[ds]
-                sub = {
-                    n.split("@")[0]: v for n, v in cols.items() if n.endswith(f"@{k}")
-                }
+                sub = {n.split("@")[0]: v for n, v in cols.items() if n.endswith(f"@{k}")}
                 comps = get_metric(name).components
                 v = aggregate_values(name, {**cols, **sub})
                 if v is not None and set(comps) & set(sub):

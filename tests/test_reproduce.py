@@ -117,8 +117,7 @@ def test_reproduce_on_the_shipped_sample(runner: CliRunner, db: Path, tmp_path: 
             ).fetchone()
             assert (algo, metric, n) == ("random", row[1], 5)
             acc_m, acc_s = s.con.execute(
-                "SELECT avg(accuracy), stddev_samp(accuracy) FROM search_choices "
-                "WHERE run_id = ?",
+                "SELECT avg(accuracy), stddev_samp(accuracy) FROM search_choices WHERE run_id = ?",
                 [int(row[2])],
             ).fetchone()
             assert row[3] == f"{acc_m:.2f} ± {acc_s:.2f}"
