@@ -101,6 +101,21 @@ def write_figures(store: Store, res: Results, out: Path) -> list[str]:
     return names
 
 
+def _search_row(n: int, metric: str, r: Any) -> tuple[Any, ...]:
+    """A random-search row of Exp. 2 and Exp. 5: N, metric, run, accuracy, size, times."""
+    s = r.summary
+    return (
+        n,
+        metric,
+        r.run_id,
+        _pm(s["accuracy"]),
+        _pm(s["size_kb"], 1),
+        _pm_g(s["seconds"]),
+        _pm_g(s["score_seconds"]),
+        _basis(s),
+    )
+
+
 def write_report(store: Store, res: Results, out: Path) -> Path:
     """``out/report.md`` and its figures; returns the report's path."""
     figures = write_figures(store, res, out)
@@ -225,18 +240,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
     for n in res.ns:
         r_relu, r_nw = res.exp2[(n, "relu_count")], res.exp2[(n, "naswot")]
         for m, r in (("relu_count", r_relu), ("naswot", r_nw)):
-            rows.append(
-                (
-                    n,
-                    m,
-                    r.run_id,
-                    _pm(r.summary["accuracy"]),
-                    _pm(r.summary["size_kb"], 1),
-                    _pm_g(r.summary["seconds"]),
-                    _pm_g(r.summary["score_seconds"]),
-                    _basis(r.summary),
-                )
-            )
+            rows.append(_search_row(n, m, r))
         rows.append(
             (
                 n,
@@ -344,18 +348,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
             r = res.exp5.get((n, m))
             if r is None:
                 continue
-            rows.append(
-                (
-                    n,
-                    m,
-                    r.run_id,
-                    _pm(r.summary["accuracy"]),
-                    _pm(r.summary["size_kb"], 1),
-                    _pm_g(r.summary["seconds"]),
-                    _pm_g(r.summary["score_seconds"]),
-                    _basis(r.summary),
-                )
-            )
+            rows.append(_search_row(n, m, r))
     if rows:
         rep.table(
             [
