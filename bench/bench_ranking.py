@@ -469,12 +469,21 @@ def _cached_ms(
         if any(p is None for p in parts):
             return None
         return float(sum(parts))  # type: ignore[arg-type]
-    if name == "relu_count_live":
-        return 0.0  # analytic for NATS: no network built (microseconds)
     by = scores.get(name)
+    if not by and _analytic_on_nats(name):
+        return 0.0  # an analytic figure of the NATS spaces: no network built (microseconds)
     if not by:
         return None
     return 1000.0 * statistics.median(s for _, s in by.values())
+
+
+def _analytic_on_nats(name: str) -> bool:
+    """Whether the metric is one of nats-tss' analytic figures (the registry's rule)."""
+    from nasfilter.metrics import get_metric
+    from nasfilter.spaces import get_space
+
+    figure = get_metric(name).figure
+    return figure is not None and figure in get_space("nats-tss").figures
 
 
 if __name__ == "__main__":

@@ -39,3 +39,16 @@ def invoke(runner: CliRunner, *args: str):  # type: ignore[no-untyped-def]
     from nasfilter.cli import app
 
     return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module (``pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")``): small batches run faster on one, and
+    two threads thrash on a busy two-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,6 +33,8 @@ from nasfilter.scoring.settings import RunSettings
 from nasfilter.store import Store
 from tests.conftest import invoke
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N, K = 16, 16  # NASWOT on 16 TSS cells, a batch of 16 synthetic 16x16 images
 METRICS, SHAPE = "naswot", "imagenet16-120"
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -80,18 +82,6 @@ def wait_gone(pids: list[int], seconds: float = 20.0) -> list[int]:
         time.sleep(0.1)
         left = [p for p in left if alive(p)]
     return left
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """In-process runs here use one torch thread, as each worker does by default (two
-    threads thrash on a busy two-core machine)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from nasfilter.metrics.liveness import live_relu_count
 from nasfilter.spaces import get_space
 from nasfilter.spaces.base import DATASETS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TSS = get_space("nats-tss")
 #: cells with dead parts: a conv whose source is the constant 0 (node 1 behind 'none'),
 #: a conv whose target never reaches the output, a cell that cuts the input off, and
@@ -28,14 +30,6 @@ SPECIAL = [
     ),
     ("|skip_connect~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_1x1~2|", 40_960 + 143_360),
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tss_analytic_values_on_hand_counted_cells() -> None:

@@ -28,6 +28,8 @@ from nasfilter.metrics.probe import ModelProbe
 from nasfilter.spaces import get_space
 from nasfilter.store import Store
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 TSS_SAMPLE = [
     get_space("nats-tss").unrank(int(i)) for i in get_space("nats-tss").sample_indices(5, 7)
@@ -36,15 +38,6 @@ SSS_SAMPLE = [
     get_space("nats-sss").unrank(int(i)) for i in get_space("nats-sss").sample_indices(3, 7)
 ]
 CASES = [("nats-tss", a) for a in [*TSS_SAMPLE, ALL_NONE]] + [("nats-sss", a) for a in SSS_SAMPLE]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small batches: one intra-op thread is faster, and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def batch(k: int, seed: int = 0) -> torch.Tensor:

@@ -23,6 +23,8 @@ from nasfilter.metrics.inputs import ArchState, compute_score
 from nasfilter.metrics.registry import ScoreContext
 from nasfilter.spaces import get_space
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 K = 8
 SEED = 11
 TSS_ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
@@ -31,14 +33,6 @@ PROXIES = (
     "grad_norm snip grasp fisher jacob_cov synflow plain l2_norm epe_nas zen ntk_cond "
     "linear_regions zico meco swap swap_reg az_expressivity az_progressivity az_trainability"
 ).split()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class PlainNet(nn.Module):

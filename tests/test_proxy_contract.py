@@ -18,6 +18,8 @@ from nasfilter.metrics.inputs import ArchState, compute_score
 from nasfilter.metrics.registry import ScoreContext
 from nasfilter.spaces import get_space
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 K = 8
 SSS_ARCH = "8:16:8:16:8"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -46,14 +48,6 @@ EXPECTED = {
     "az_trainability": ({G, FR}, True),
 }
 DATA_FREE = [n for n, (needs, _) in EXPECTED.items() if D not in needs]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def sss(classes: int = 10) -> nn.Module:

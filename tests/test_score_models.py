@@ -19,16 +19,9 @@ from nasfilter.metrics.probe import ModelProbe
 from nasfilter.spaces import get_space
 from nasfilter.store import Store
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 METRICS = ("naswot", "params", "relu_count", "size_kb")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small batches: one intra-op thread is faster, and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cli(*args: str):  # type: ignore[no-untyped-def]

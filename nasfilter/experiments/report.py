@@ -101,6 +101,20 @@ def write_figures(store: Store, res: Results, out: Path) -> list[str]:
     return names
 
 
+def _search_header(what: str) -> list[str]:
+    """The columns of the random-search tables (Exp. 2 and Exp. 5); ``what``: the name of
+    the second column."""
+    return ["N", what, "search run", "accuracy (%)", "size (kB)", "time (s)", "Σ score s",
+            "time basis"]  # fmt: skip
+
+
+def _skipped(res: Results) -> str:
+    return (
+        f"N = {', '.join(map(str, res.skipped))} skipped: larger than the population "
+        f"({res.pop_size:,})."
+    )
+
+
 def _search_row(n: int, metric: str, r: Any) -> tuple[Any, ...]:
     """A random-search row of Exp. 2 and Exp. 5: N, metric, run, accuracy, size, times."""
     s = r.summary
@@ -179,10 +193,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
             "so its correlations and choices, differ from those on real images."
         )
     if res.skipped:
-        notes.append(
-            f"N = {', '.join(map(str, res.skipped))} skipped: larger than the population "
-            f"({res.pop_size:,})."
-        )
+        notes.append(_skipped(res))
     for note in notes:
         rep.add(f"- {note}")
     rep.add("")
@@ -255,16 +266,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
         )
     if rows:
         rep.table(
-            [
-                "N",
-                "metric",
-                "search run",
-                "accuracy (%)",
-                "size (kB)",
-                "time (s)",
-                "Σ score s",
-                "time basis",
-            ],
+            _search_header("metric"),
             rows,
         )
         rep.add("![exp2](exp2_random_search.png)", "")
@@ -333,13 +335,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
         f"{BEST_SINGLE} (the best single metric by Kendall τ on the shipped NAS-Bench-201 "
         "CIFAR-10 sample) and the two ensembles: ensemble_free (data-free inputs) and "
         "ensemble (any inputs); docs/metrics.md describes them. A rank aggregate ranks "
-        "within each repeat's N candidates."
-        + (
-            f" N = {', '.join(map(str, res.skipped))} skipped: larger than the population "
-            f"({res.pop_size:,})."
-            if res.skipped
-            else ""
-        ),
+        "within each repeat's N candidates." + (" " + _skipped(res) if res.skipped else ""),
         "",
     )
     rows = []
@@ -351,16 +347,7 @@ def write_report(store: Store, res: Results, out: Path) -> Path:
             rows.append(_search_row(n, m, r))
     if rows:
         rep.table(
-            [
-                "N",
-                "filter",
-                "search run",
-                "accuracy (%)",
-                "size (kB)",
-                "time (s)",
-                "Σ score s",
-                "time basis",
-            ],
+            _search_header("filter"),
             rows,
         )
     else:
