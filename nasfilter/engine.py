@@ -24,6 +24,7 @@ from nasfilter.interrupts import critical, interruptible
 from nasfilter.scoring.backends import Backend, BackendSpec
 from nasfilter.scoring.settings import (
     ALWAYS,
+    DEFAULT_MEMORY_FORMAT,
     ArchPlan,
     RunSettings,
     arch_seed,
@@ -64,6 +65,7 @@ class ScoreRequest:
     batch_size: int = 128
     device: str = "auto"
     bn_mode: str = "batch"
+    memory_format: str = DEFAULT_MEMORY_FORMAT
     bytes_per_param: float = 1.0
     penalty: str | None = None
     mu: float = 0.2
@@ -113,6 +115,7 @@ def plan(req: ScoreRequest) -> tuple[RunSettings, ArchPlan]:
         batch_size=req.batch_size,
         device=req.device,
         bn_mode=req.bn_mode,
+        memory_format=req.memory_format,
         bytes_per_param=req.bytes_per_param,
         penalty=req.penalty,
         mu=req.mu,

@@ -240,12 +240,13 @@ def test_spaces_lists_sizes_and_what_each_metric_needs(runner: CliRunner) -> Non
 
 
 def test_cli_choices_are_the_library_choices() -> None:
-    from nasfilter.cli.options import Algo, BnMode, PenaltyName, PopulationKind
+    from nasfilter.cli.options import Algo, BnMode, MemoryFormat, PenaltyName, PopulationKind
     from nasfilter.penalties import PENALTIES
-    from nasfilter.scoring.settings import BN_MODES
+    from nasfilter.scoring.settings import BN_MODES, MEMORY_FORMATS
     from nasfilter.search.request import ALGORITHMS, POPULATIONS
 
     assert tuple(a.value for a in Algo) == ALGORITHMS
     assert tuple(p.value for p in PopulationKind) == POPULATIONS
     assert tuple(b.value for b in BnMode) == BN_MODES
+    assert tuple(f.value for f in MemoryFormat) == MEMORY_FORMATS
     assert {p.value for p in PenaltyName} == set(PENALTIES)

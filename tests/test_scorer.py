@@ -113,7 +113,10 @@ def test_a_toy_metric_with_gradients_and_a_fresh_network_scores_from_the_cli(
         assert alone[a] == got[(a, "naswot")]
 
 
-def test_compute_gives_the_cli_value_and_leaves_the_model_unchanged() -> None:
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_compute_gives_the_cli_value_and_leaves_the_model_unchanged(layout: str) -> None:
+    """compute() on a network and batch in the run's memory format = the run's value,
+    bit for bit (the default run lays them out channels-last)."""
     import torch
 
     from nasfilter.data import synthetic_batch
@@ -122,16 +125,19 @@ def test_compute_gives_the_cli_value_and_leaves_the_model_unchanged() -> None:
 
     _register_toy_metric()
     arch = TSS.sample(1, 9)[0]
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     settings = RunSettings.make("nats-tss", "toy_gradnorm,naswot", data="synthetic",
-                                batch_size=4, seed=9)  # fmt: skip
+                                batch_size=4, seed=9, memory_format=layout)  # fmt: skip
+    assert settings.memory_format == layout
     with Scorer(settings) as sc:
         res = sc.score(arch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(arch_seed(9, arch))
-        net = TSS.build(arch)
+        net = TSS.build(arch).to(memory_format=fmt)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     b = synthetic_batch(4, 9)
     x, y = torch.from_numpy(b.images), torch.from_numpy(b.labels)
+    x = x.contiguous(memory_format=fmt)
     assert compute("toy_gradnorm", net, x, y) == res.value("toy_gradnorm")[0]
     assert compute("naswot", net, x) == res.value("naswot")[0]
     after = net.state_dict()
@@ -139,6 +145,28 @@ def test_compute_gives_the_cli_value_and_leaves_the_model_unchanged() -> None:
     assert all(p.grad is None for p in net.parameters())
     with pytest.raises(UsageError, match="needs targets"):
         compute("toy_gradnorm", net, x)
+
+
+def test_memory_format_is_recorded_and_keys_reuse() -> None:
+    """The layout is a setting: recorded with a run that builds networks, read back
+    (runs recorded before it existed were contiguous), part of a network metric's reuse
+    key and absent from an analytic-only run's."""
+    cl = RunSettings.make("nats-tss", "naswot", data="synthetic")
+    nchw = RunSettings.make("nats-tss", "naswot", data="synthetic", memory_format="contiguous")
+    assert cl.memory_format == "channels_last" and nchw.memory_format == "contiguous"
+    assert RunSettings.from_json(cl.to_json()) == cl
+    assert RunSettings.from_json(nchw.to_json()) == nchw
+    old = cl.to_json()
+    del old["memory_format"]
+    assert RunSettings.from_json(old).memory_format == "contiguous"
+    assert cl.reuse_key("naswot") != nchw.reuse_key("naswot")
+    assert RunSettings.from_json(old).reuse_key("naswot") == nchw.reuse_key("naswot")
+    assert cl.reuse_key("params") == nchw.reuse_key("params")  # analytic
+    analytic = RunSettings.make("nats-tss", "relu_count", memory_format="contiguous")
+    assert analytic.memory_format is None
+    assert RunSettings.from_json(analytic.to_json()) == analytic
+    with pytest.raises(UsageError, match="memory-format"):
+        RunSettings.make("nats-tss", "naswot", data="synthetic", memory_format="nhwc")
 
 
 def test_metrics_are_discovered_and_declare_their_needs() -> None:

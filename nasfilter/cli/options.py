@@ -68,6 +68,13 @@ class BnMode(str, Enum):
     eval = "eval"
 
 
+class MemoryFormat(str, Enum):
+    """= nasfilter.scoring.settings.MEMORY_FORMATS (a test holds them equal)."""
+
+    channels_last = "channels_last"
+    contiguous = "contiguous"
+
+
 class Algo(str, Enum):
     """= nasfilter.search.request.ALGORITHMS (a test holds them equal)."""
 
@@ -96,6 +103,16 @@ BnModeOption = Annotated[
     typer.Option(
         "--bn-mode",
         help="BatchNorm while scoring: batch (statistics of the batch, as NASWOT) or eval.",
+    ),
+]
+MemoryFormatOption = Annotated[
+    MemoryFormat,
+    typer.Option(
+        "--memory-format",
+        help="Layout of networks and batches: channels_last (NHWC, faster convolutions "
+        "on CPU) or contiguous (NCHW). Values differ by float rounding only; stored values "
+        "are reused only under the same layout.",
+        envvar="NASFILTER_MEMORY_FORMAT",
     ),
 ]
 BytesPerParamOption = Annotated[

@@ -90,6 +90,7 @@ class ArchState:
         seed: int,
         ctx: ScoreContext,
         bn_mode: str = "batch",
+        memory_format: torch.memory_format = torch.contiguous_format,
         inputs: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         probe: Callable[[], Any] | None = None,
@@ -103,6 +104,7 @@ class ArchState:
         self.seed = int(seed)
         self.ctx = ctx
         self.bn_mode = bn_mode
+        self.memory_format = memory_format
         self.inputs = inputs
         self.targets = targets
         self._probe = probe
@@ -191,6 +193,7 @@ class MetricInput:
         self.seed = state.seed
         self.ctx = state.ctx
         self.bn_mode = state.bn_mode
+        self.memory_format = state.memory_format
         self.space = state.space
         self.arch = state.arch
 
@@ -222,13 +225,16 @@ class MetricInput:
 
     def gaussian(self, batch: int | None = None, salt: int = 0) -> torch.Tensor:
         """Seeded N(0, 1) inputs of the run's shape, in the metric's dtype, on its
-        device. The same (architecture seed, salt) gives the same tensor."""
+        device, in the run's memory format. The same (architecture seed, salt) gives the
+        same values."""
         g = seeded_generator(self.seed * 1_000_003 + salt)
         x = torch.randn(self.input_shape(batch), generator=g, dtype=torch.float32)
-        return x.to(device=self.device, dtype=self.dtype)
+        x = x.to(device=self.device, dtype=self.dtype)
+        return x.contiguous(memory_format=self.memory_format)
 
     def ones(self, batch: int | None = None) -> torch.Tensor:
-        return torch.ones(self.input_shape(batch), device=self.device, dtype=self.dtype)
+        x = torch.ones(self.input_shape(batch), device=self.device, dtype=self.dtype)
+        return x.contiguous(memory_format=self.memory_format)
 
     def fresh(self, dtype: torch.dtype | None = None) -> nn.Module:
         """Another fresh copy of the pristine network."""
@@ -278,6 +284,10 @@ def compute(
     ``inputs``: a (K, C, H, W) batch, which also gives data-free metrics their input
     shape and batch size. ``targets``: (K,) class indices, for metrics that need labels.
     The caller's model is not changed (metrics work on copies where they modify).
+    Inputs a metric makes itself (Gaussian, all-ones) take the layout of ``inputs``:
+    pass a channels-last batch and a channels-last model (``model.to(memory_format=
+    torch.channels_last)``) to get exactly what a run with the default
+    ``--memory-format channels_last`` computes.
     ``params``: the metric's own settings (``--param`` on the command line; e.g.
     ``{"swap_mu": 500, "swap_sigma": 500}`` for swap_reg); defaults otherwise.
     """
@@ -334,6 +344,12 @@ def compute(
         seed=seed,
         ctx=ctx,
         bn_mode=bn_mode,
+        memory_format=(
+            torch.channels_last
+            if inputs.is_contiguous(memory_format=torch.channels_last)
+            and not inputs.is_contiguous()
+            else torch.contiguous_format
+        ),
         inputs=inputs,
         targets=targets,
         probe=probe,

@@ -159,6 +159,11 @@ class Scorer:
 
         self.torch = torch
         self.device = resolve_device(self.settings.device)
+        self.memory_format = (
+            torch.channels_last
+            if self.settings.memory_format == "channels_last"
+            else torch.contiguous_format
+        )
         if self.device.type == "cpu":
             from nasfilter.metrics.probe import retain_freed_memory
 
@@ -176,7 +181,7 @@ class Scorer:
                         "started with (the data files changed?).",
                         "Restore the original files, or start a new run.",
                     )
-            self.inputs = torch.from_numpy(info.images).to(self.device)
+            self.inputs = self._laid_out(torch.from_numpy(info.images).to(self.device))
             if any(m.needs_labels for m in self.metrics):
                 labels = torch.from_numpy(info.labels).long()
                 if int(labels.max()) >= self.shape.num_classes:  # pragma: no cover
@@ -189,6 +194,10 @@ class Scorer:
         if self.probe_metrics and not self.probe_reads_images:
             self.zeros = torch.zeros(self.shape.input_shape(1), device=self.device)
 
+    def _laid_out(self, x: Any) -> Any:
+        """A (K, C, H, W) batch in the run's memory format."""
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
+
     # -- one architecture ---------------------------------------------------------------------
     def build(self, arch: str) -> tuple[Any, float]:
         """The pristine network of ``arch`` on the device, and the seconds it took."""
@@ -197,7 +206,7 @@ class Scorer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(arch_seed(self.settings.seed, arch))
             model = self.space.build(arch, self.shape)
-        model = model.to(self.device)
+        model = model.to(self.device, memory_format=self.memory_format)
         return model, time.perf_counter() - t
 
     def score(self, arch: str, position: int = 0) -> ArchResult:
@@ -365,6 +374,7 @@ class Scorer:
             seed=arch_seed(self.settings.seed, arch),
             ctx=self.ctx,
             bn_mode=self.settings.bn_mode,
+            memory_format=self.memory_format,
             inputs=self.inputs,
             targets=self.targets,
             probe=probe,

@@ -10,7 +10,7 @@ from typing import Any
 
 from nasfilter.errors import SampleSizeError, UsageError
 from nasfilter.ranking import DEFAULT_TIE_BREAK, check_tie_break
-from nasfilter.scoring.settings import RunSettings, penalized_name
+from nasfilter.scoring.settings import DEFAULT_MEMORY_FORMAT, RunSettings, penalized_name
 
 ALGORITHMS: tuple[str, ...] = ("random", "two-stage", "evolution")
 POPULATIONS: tuple[str, ...] = ("space", "truth")
@@ -53,6 +53,7 @@ class SearchRequest:
     batch_size: int = 128
     device: str = "auto"
     bn_mode: str = "batch"
+    memory_format: str = DEFAULT_MEMORY_FORMAT
     bytes_per_param: float = 1.0
     params: dict[str, float] | None = None  # metrics' own settings (--param)
     reuse: bool = True
@@ -81,6 +82,7 @@ def metric_settings(req: SearchRequest, metric: str) -> RunSettings:
         batch_size=req.batch_size,
         device=req.device,
         bn_mode=req.bn_mode,
+        memory_format=req.memory_format,
         bytes_per_param=req.bytes_per_param,
         params={k: v for k, v in (req.params or {}).items() if k in _params_of(metric)},
     )
