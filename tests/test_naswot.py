@@ -128,12 +128,16 @@ def test_all_none_cell_is_singular_not_a_number() -> None:
     assert sc.status == "singular" and sc.value == -math.inf
 
 
-def test_float_path_and_its_chunks_give_the_same_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The float32 path (GPU, or no int8 matmul) equals the int8 one, even split in chunks."""
+def test_float_path_split_in_chunks_gives_the_same_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 Gram products are exact: split into chunks of 1,000 codes (sums far
+    below 2**24 each), the kernel is the same, and it is the int64 product of the codes."""
     model, x = build("nats-tss", TSS_SAMPLE[0]), batch(8)
     want = ModelProbe(model, x, want_kernel=True).kernel()
-    monkeypatch.setitem(probe_mod._INT_MM_OK, "cpu", False)
-    assert torch.equal(ModelProbe(model, x, want_kernel=True).kernel(), want)
+    codes = torch.from_numpy(module_codes(model, x)).long()
+    g = codes @ codes.T
+    r = torch.diagonal(g)
+    exact = 2 * g - r[:, None] - r[None, :] + codes.shape[1]
+    assert torch.equal(want, exact.to(torch.float64))
     monkeypatch.setattr(probe_mod, "_F32_EXACT", 1001)
     assert torch.equal(ModelProbe(model, x, want_kernel=True).kernel(), want)
 
