@@ -66,3 +66,15 @@ def test_published_numbers_in_the_readme_are_the_code_s() -> None:
     )
     assert f"{tss.costs(cell).params:,} parameters" in README
     assert f"relu_count(model, (1, 3, 32, 32))          # {tss.costs(cell).relu_count}" in README
+
+
+def test_every_option_of_score_and_search_is_documented() -> None:
+    """Each long option of `score` is in the README, each of `search` in docs/search.md."""
+    cmd = typer.main.get_command(app)
+    docs = {"score": README, "search": (ROOT / "docs" / "search.md").read_text("utf-8")}
+    for name, text in docs.items():
+        sub = cmd.commands[name]  # type: ignore[attr-defined]
+        longs = [o for p in sub.params for o in p.opts if o.startswith("--")]
+        assert "--memory-format" in longs
+        missing = [o for o in longs if f"`{o}" not in text and o not in ("--help",)]
+        assert not missing, f"`nasfilter {name}` options not documented: {missing}"
