@@ -2,6 +2,7 @@
 
     python bench/bench_proxies.py [--n 50] [--batch-size 64] [--metrics all]
                                   [--repeats 1] [--threads T] [--seed 0]
+                                  [--memory-format channels_last|contiguous]
 
 Cells: the first ``--n`` (<= 50) NAS-Bench-201 CIFAR-10 cells of
 ``bench/data/nb201_naslib_seconds.csv`` (NAS-Bench-Suite-Zero, with NASLib's recorded
@@ -9,7 +10,9 @@ seconds per proxy for the same cells; attribution in bench/data/README.md). Each
 is built once per cell (``torch.manual_seed(arch_seed)``, ``space.build``), as the engine
 builds it; build time is printed separately and excluded from everything else. Inputs:
 seeded N(0, 1) images of the CIFAR-10 shape (``nasfilter.data.synthetic_batch``) with
-seeded random labels over the 10 classes, K = ``--batch-size``. CPU.
+seeded random labels over the 10 classes, K = ``--batch-size``. CPU. Networks and inputs
+are laid out in ``--memory-format`` (default ``channels_last``, as ``nasfilter score``
+runs them), the floor included.
 
 Figures, all measured in the same run on the same network objects:
 
@@ -154,6 +157,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", choices=("deepcopy", "scratch"), default="deepcopy")
+    ap.add_argument(
+        "--memory-format", choices=("channels_last", "contiguous"), default="channels_last"
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -177,7 +183,8 @@ def main() -> None:
     space, shape = get_space("nats-tss"), get_shape("cifar10")
     k = args.batch_size
     batch = synthetic_batch(k, args.seed)
-    x = torch.from_numpy(batch.images)
+    fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+    x = torch.from_numpy(batch.images).contiguous(memory_format=fmt)
     y = torch.from_numpy(
         np.random.default_rng(args.seed).integers(0, shape.num_classes, size=k)
     ).long()
@@ -185,7 +192,7 @@ def main() -> None:
     print(
         f"bench_proxies: {len(rows)} NATS-TSS cells, K={k}, CPU, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"fresh copies: {args.fresh}"
+        f"fresh copies: {args.fresh}, memory format: {args.memory_format}"
     )
 
     kind = ArchState if args.fresh == "deepcopy" else scratch_state_class()
@@ -197,6 +204,7 @@ def main() -> None:
             shape=shape,
             batch_size=k,
             device=torch.device("cpu"),
+            memory_format=fmt,
             seed=args.seed,
             ctx=ScoreContext(dataset=shape, settings={"swap_mu": round(p), "swap_sigma": 1e6}),
             inputs=x,
@@ -214,7 +222,7 @@ def main() -> None:
         arch = row["arch_str"]
         t = time.perf_counter()
         torch.manual_seed(arch_seed(args.seed, arch))
-        net = space.build(arch, shape)
+        net = space.build(arch, shape).to(memory_format=fmt)
         build_s.append(time.perf_counter() - t)
         work = copy.deepcopy(net)
         work.train()
