@@ -227,3 +227,14 @@ def test_shared_passes_are_computed_once_per_architecture() -> None:
     c = case("tss")
     assert {"zc_ce_grads", "input_jacobian", "az_nas", "swap"} <= set(c.state.memo)
     assert len(c.state.memo) == 4
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 16, 32, 32), (64, 64, 8, 8), (7, 9, 11)])
+def test_az_rademacher_draw_is_the_reference_bernoulli(shape: tuple[int, ...]) -> None:
+    """AZ-NAS' Rademacher vectors: [uniform < 0.5] (nasfilter) is torch.bernoulli(0.5)
+    (the reference) on the same generator stream, element for element."""
+    g1, g2 = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    want = (torch.bernoulli(torch.full(shape, 0.5), generator=g1) - 0.5) * 2
+    got = ((torch.rand(shape, generator=g2) < 0.5).to(torch.float32) - 0.5) * 2
+    assert torch.equal(got, want)
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))  # same use

@@ -169,6 +169,24 @@ def test_memory_format_is_recorded_and_keys_reuse() -> None:
         RunSettings.make("nats-tss", "naswot", data="synthetic", memory_format="nhwc")
 
 
+def test_map_with_and_without_the_build_thread_gives_the_same_values() -> None:
+    """map() builds in turn on the CPU and one ahead in a thread on an accelerator; both
+    give score()'s values, in order, for every architecture."""
+    archs = TSS.sample(4, 3)
+    settings = RunSettings.make("nats-tss", "naswot,relu_count", data="synthetic", batch_size=4)
+    with Scorer(settings) as sc:
+        assert sc.prefetch is False  # the CPU
+        alone = [sc.score(a, i).rows for i, a in enumerate(archs)]
+        inline = [(r.position, r.rows) for r in sc.map(enumerate(archs))]
+        sc.prefetch = True
+        ahead = [(r.position, r.rows) for r in sc.map(enumerate(archs))]
+        assert sc._pool is not None  # the thread ran
+    values = [[(n, v, st) for n, v, st, _ in rows] for rows in alone]
+    for got in (inline, ahead):
+        assert [p for p, _ in got] == [0, 1, 2, 3]
+        assert [[(n, v, st) for n, v, st, _ in rows] for _, rows in got] == values
+
+
 def test_metrics_are_discovered_and_declare_their_needs() -> None:
     names = {m.name for m in registry.list_metrics()}
     assert {"relu_count", "params", "flops", "size_kb", "naswot"} <= names

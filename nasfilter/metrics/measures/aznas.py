@@ -100,8 +100,11 @@ def _az(inp: MetricInput) -> dict[str, float]:
         scores = []
         for i in reversed(range(1, len(feats))):
             f_out, f_in = feats[i], feats[i - 1]
-            half = torch.full(f_out.shape, 0.5, dtype=torch.float32)
-            g_out = (torch.bernoulli(half, generator=rademacher) - 0.5) * 2
+            # = (bernoulli(0.5) - 0.5) * 2, the reference's draw: for p = 0.5 torch's
+            # bernoulli is [uniform < 0.5] on the same stream (a test holds them equal),
+            # and a comparison is 3x faster
+            draw = torch.rand(f_out.shape, generator=rademacher, dtype=torch.float32) < 0.5
+            g_out = (draw.to(torch.float32) - 0.5) * 2
             g_out = g_out.to(device=f_out.device, dtype=f_out.dtype)
             (g_in,) = torch.autograd.grad(f_out, f_in, grad_outputs=g_out, retain_graph=False)
             scores.append(trainability_of(g_in, g_out))
