@@ -48,6 +48,15 @@ __all__ = [
 ]
 
 
+#: Commit a batch every so many rows or seconds (``execute``'s defaults) ...
+BATCH_ROWS = 1_000_000
+FLUSH_SECONDS = 5.0
+#: ... and for analytic-only runs scored in this process: the whole of NAS-Bench-101
+#: (423,624 cells x 4 metrics) in one commit.
+ANALYTIC_BATCH_ROWS = 2_000_000
+ANALYTIC_FLUSH_SECONDS = 30.0
+
+
 @dataclass
 class ScoreRequest:
     """The options of ``nasfilter score`` (user level; ``plan`` validates them)."""
@@ -306,8 +315,8 @@ def execute(
     run_id: int,
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int, int], None] | None = None,
-    batch_rows: int = 1_000_000,
-    flush_seconds: float = 5.0,
+    batch_rows: int | None = None,
+    flush_seconds: float | None = None,
     archs: Sequence[str] | None = None,
     scorer: Any = None,
     chunk_size: int = 4096,
@@ -324,6 +333,12 @@ def execute(
     when the run is interrupted or fails: its workers are then stopped). Results come
     back whole architectures at a time, in any order, and are written by this process
     alone.
+
+    ``batch_rows`` / ``flush_seconds``: commit a batch every so many rows or seconds;
+    default ``BATCH_ROWS`` / ``FLUSH_SECONDS``, or ``ANALYTIC_BATCH_ROWS`` /
+    ``ANALYTIC_FLUSH_SECONDS`` for an analytic-only run scored in this process (its rows
+    come by the hundred thousand a second, and a few large commits into the keyed
+    ``scores`` table cost much less than many: see docs/spaces.md).
     """
     from nasfilter.scoring.scorer import Scorer
 
@@ -347,7 +362,6 @@ def execute(
     todo = [(pos, a) for pos, a in items if a not in done]
     skipped = total - len(todo)
     statuses: dict[str, Counter[str]] = {r["metric"]: Counter() for r in all_recs}
-    writer = BatchWriter(store, run_id, batch_rows=batch_rows)
     t0 = time.perf_counter()
     scored = reported = 0
     status = "interrupted"
@@ -358,6 +372,18 @@ def execute(
         pool, spec = spec, spec.spec
         _check_backend_settings(pool, settings)
     own_pool = pool is None
+    analytic = spec.in_process and not settings.builds_networks
+    rows_cap = batch_rows or (ANALYTIC_BATCH_ROWS if analytic else BATCH_ROWS)
+    if flush_seconds is None:
+        flush_seconds = ANALYTIC_FLUSH_SECONDS if analytic else FLUSH_SECONDS
+    flush_every = flush_seconds
+    writer = BatchWriter(
+        store,
+        run_id,
+        batch_rows=rows_cap,
+        new_scores=bool(todo) and not store.has_scores(run_id),
+        new_archs=bool(todo) and not store.has_architectures(settings.space),
+    )
     if scorer is not None and not spec.in_process:
         raise UsageError("A scorer to reuse scores in this process; pass no backend with it.")
     if on_total and (spec.in_process or not todo):
@@ -404,7 +430,7 @@ def execute(
         if on_progress and (every or now - last_report > 0.1):
             on_progress(scored - reported)
             reported, last_report = scored, now
-        if writer.pending >= batch_rows or now - last_flush > flush_seconds:
+        if writer.pending >= rows_cap or now - last_flush > flush_every:
             writer.flush()
             last_flush = now
             if now - last_release > release_seconds:

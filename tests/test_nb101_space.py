@@ -31,9 +31,11 @@ from nasfilter.spaces.nb101.cells import (
     Cell,
     bits_of,
     format_cell,
+    format_keys,
     is_canonical,
     pack,
     parse_spec,
+    unpack,
 )
 from nasfilter.spaces.nb101.costs import vertex_channels
 
@@ -520,6 +522,61 @@ def test_whole_space_cost_arrays_equal_per_cell_costs() -> None:
     smallest = SP.unrank(int(arrays["params"].argmin()))
     assert smallest == "maxpool3x3~0|maxpool3x3~1|maxpool3x3~1|maxpool3x3~1|out~1+2+3+4"
     assert int(arrays["params"].min()) == SP.costs(smallest).params
+
+
+def test_identities_are_formatted_once_and_equal_format_cell() -> None:
+    """``Table.identities`` (``format_keys``: one template per graph) gives what
+    ``format_cell(unpack(key))`` gives, on windows across graph boundaries and a strided
+    sample; every identity is distinct and canonical; ``enumerate`` serves that list."""
+    t = enumeration.table()
+    ids = t.identities()
+    assert ids is t.identities() and len(ids) == SP.size
+    keys = t.keys
+    windows = [range(0, 3000), range(200_000, 203_000), range(SP.size - 3000, SP.size)]
+    picks = [i for w in windows for i in w] + list(range(0, SP.size, 97))
+    for i in picks:
+        assert ids[i] == format_cell(unpack(int(keys[i]))), i
+    assert format_keys(keys[1000:1500]) == ids[1000:1500]
+    assert format_keys([int(k) for k in keys[:50]]) == ids[:50]
+    assert len(set(ids)) == SP.size
+    for i in range(0, SP.size, 4999):
+        assert SP.canonical(ids[i]) == ids[i] and SP.rank(ids[i]) == i
+    it = SP.enumerate()
+    assert next(it) is ids[0] and next(it) is ids[1]
+
+
+def test_costs_of_many_cells_take_the_same_values_by_every_path() -> None:
+    """``costs_many`` on a run of consecutive identities (the slice path of a whole-space
+    run), on the same cells shuffled or with one written in another notation (the
+    identity -> position index), on a small batch (rank) and cell by cell agree."""
+    ids = enumeration.table().identities()
+    rng = np.random.default_rng(5)
+    start = SP.size - 2500  # up to the last cell
+    run = ids[start:]
+    shuffled = [run[i] for i in rng.permutation(len(run))]
+    other = list(run)
+    i = next(k for k, a in enumerate(other) if a.count("|") >= 3)
+    spec = SP.spec(other[i])
+    other[i] = json.dumps(spec)  # the same cell as a JSON spec: not in canonical form
+    assert SP._enumeration_span(run) == slice(start, SP.size)
+    assert SP._enumeration_span(shuffled) is None
+    assert SP._enumeration_span(other) is None
+    assert SP._enumeration_span(ids[10:5000]) == slice(10, 5000)
+    assert SP._enumeration_span(ids[10:5000] + [ids[0]]) is None
+    by_slice = SP._costs_many(run)
+    by_index = SP._costs_many(shuffled)
+    by_parse = SP._costs_many(other)
+    order = {a: k for k, a in enumerate(shuffled)}
+    for f in SP.figures:
+        assert np.array_equal(by_slice[f], by_parse[f])
+        assert np.array_equal(by_slice[f], by_index[f][[order[a] for a in run]])
+    small = SP._costs_many(run[:40])
+    for k, a in enumerate(run[:40]):
+        c = SP.costs(a)
+        assert (small["params"][k], small["flops"][k], small["relu_count"][k]) == (
+            c.params, c.flops, c.relu_count
+        )  # fmt: skip
+        assert by_slice["params"][k] == c.params
 
 
 def test_only_the_cifar10_shape_is_offered() -> None:

@@ -504,6 +504,20 @@ GROUP BY s.run_id, r.space, s.arch"""
         ).fetchall()
         return {r[0] for r in rows}
 
+    def has_scores(self, run_id: int) -> bool:
+        """Whether any score row of run ``run_id`` is stored."""
+        row = self.con.execute(
+            "SELECT EXISTS (SELECT 1 FROM scores WHERE run_id = ?)", [run_id]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def has_architectures(self, space: str) -> bool:
+        """Whether any architecture of ``space`` is stored."""
+        row = self.con.execute(
+            "SELECT EXISTS (SELECT 1 FROM architectures WHERE space = ?)", [space]
+        ).fetchone()
+        return bool(row and row[0])
+
     def write_rank_aggregates(self, run_id: int) -> dict[str, dict[str, int]]:
         """(Re)compute every rank aggregate of run ``run_id`` over the run's
         architectures (the SQL macro ``rank_aggregate``, nasfilter/sql/aggregate.sql) and
@@ -655,18 +669,34 @@ class BatchWriter:
     architectures (insert-or-ignore), scores, per-architecture timings and, for a list
     run that grows as it goes (``record_list``), the run's list of architectures. A
     batch that is interrupted mid-way is rolled back whole and never visible.
+
+    Rows already stored are kept as they are (``ON CONFLICT DO NOTHING``): a resumed run
+    may score an architecture again. ``new_scores`` / ``new_archs``: the caller expects
+    none of its score rows / architectures to be stored yet (a run's first execution;
+    a space with no architecture stored), so plain INSERTs are tried first, several
+    times faster into the keyed tables. The primary keys still refuse any duplicate: a
+    batch that has one is rolled back and written again the conflict-tolerant way (and
+    so is every later batch), so the rows stored are the same either way.
     """
 
     SCORE_COLS = ("run_id", "arch", "metric", "position", "value", "status", "seconds")
     ARCH_COLS = ("space", "arch", "params", "flops", "size_kb")
 
     def __init__(
-        self, store: Store, run_id: int, batch_rows: int = 20000, record_list: bool = False
+        self,
+        store: Store,
+        run_id: int,
+        batch_rows: int = 20000,
+        record_list: bool = False,
+        new_scores: bool = False,
+        new_archs: bool = False,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.batch_rows = batch_rows
         self.record_list = record_list
+        self.new_scores = new_scores
+        self.new_archs = new_archs
         self._clear()
         self.rows_written = 0
 
@@ -816,25 +846,38 @@ class BatchWriter:
             }
         )
         with critical():  # a signal arriving now is raised after the commit
-            with self.store.transaction(
-                _nf_archs=archs, _nf_scores=scores, _nf_timings=timings, _nf_list=listed
-            ) as con:
-                con.execute(
-                    "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs "
-                    "ON CONFLICT DO NOTHING"
-                )
-                con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
-                if timings.num_rows:
-                    con.execute(
-                        "INSERT INTO arch_timings SELECT * FROM _nf_timings ON CONFLICT DO NOTHING"
-                    )
-                if listed.num_rows:
-                    con.execute(
-                        "INSERT INTO run_archs SELECT * FROM _nf_list ON CONFLICT DO NOTHING"
-                    )
+            while True:
+                try:
+                    with self.store.transaction(
+                        _nf_archs=archs, _nf_scores=scores, _nf_timings=timings, _nf_list=listed
+                    ) as con:
+                        self._insert(con, timings.num_rows > 0, listed.num_rows > 0)
+                    break
+                except duckdb.ConstraintException:
+                    if not (self.new_scores or self.new_archs):
+                        raise
+                    # a row was stored already (or came twice): rolled back; again, safely
+                    self.new_scores = self.new_archs = False
             self._clear()
             self.rows_written += n
         return n
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, timings: bool, listed: bool) -> None:
+        """The INSERTs of one batch, from the registered views ``_nf_*``."""
+        if self.new_archs:
+            con.execute("INSERT INTO architectures SELECT * FROM _nf_archs")
+        else:
+            con.execute(
+                "INSERT INTO architectures SELECT DISTINCT * FROM _nf_archs ON CONFLICT DO NOTHING"
+            )
+        if self.new_scores:
+            con.execute("INSERT INTO scores SELECT * FROM _nf_scores")
+        else:
+            con.execute("INSERT INTO scores SELECT * FROM _nf_scores ON CONFLICT DO NOTHING")
+        if timings:
+            con.execute("INSERT INTO arch_timings SELECT * FROM _nf_timings ON CONFLICT DO NOTHING")
+        if listed:
+            con.execute("INSERT INTO run_archs SELECT * FROM _nf_list ON CONFLICT DO NOTHING")
 
 
 def export_parquet(store: Store, run_id: int, out: Path, force: bool = False) -> int:

@@ -42,7 +42,6 @@ from nasfilter.spaces.nb101.cells import (
     parse_json,
     parse_notation,
     parse_spec,
-    unpack,
 )
 from nasfilter.spaces.nb101.costs import cell_costs, costs_arrays
 
@@ -208,9 +207,9 @@ class NB101(Space):
         return enumeration.table().rank(self.parse(arch))  # parse gives a canonical cell
 
     def enumerate(self) -> Iterator[str]:
-        """Every identity in enumeration order, streamed from the cached table."""
-        for key in enumeration.table().keys.tolist():
-            yield format_cell(unpack(key))
+        """Every identity in enumeration order (formatted once per process, then kept
+        with the table: ``Table.identities``)."""
+        return iter(enumeration.table().identities())
 
     # -- neighbourhood ----------------------------------------------------------------------
     def neighbours(self, arch: str) -> list[str]:
@@ -255,11 +254,16 @@ class NB101(Space):
     def _costs_many(
         self, archs: Sequence[str], dataset: DatasetShape | None = None
     ) -> dict[str, np.ndarray]:
-        """The figures of many cells from the whole-space table (``all_costs``): by an
-        identity -> position index for large batches (built once, from the enumeration),
-        else by rank; identities not in canonical form are parsed one by one."""
+        """The figures of many cells from the whole-space table (``all_costs``): a run of
+        consecutive identities of the enumeration (a whole-space run's chunks) by one
+        slice; other large batches by an identity -> position index (built once, from
+        the enumeration), small ones by rank; identities not in canonical form are parsed
+        one by one."""
         table = self.all_costs(dataset)
         try:
+            span = self._enumeration_span(archs)
+            if span is not None:
+                return {f: table[f][span].astype(np.float64) for f in self.figures}
             if len(archs) >= 2048:
                 index = self._identity_index()
                 idx = np.fromiter((index[a] for a in archs), dtype=np.int64, count=len(archs))
@@ -272,12 +276,30 @@ class NB101(Space):
             return super()._costs_many(archs, dataset)
         return {f: table[f][idx].astype(np.float64) for f in self.figures}
 
+    def _enumeration_span(self, archs: Sequence[str]) -> slice | None:
+        """The slice of the enumeration that ``archs`` is, exactly, or None (checked
+        element by element against ``Table.identities``; the engine's chunks of a
+        whole-space run hold the very same string objects, so this is a pointer check)."""
+        n = len(archs)
+        if n < 2048:  # small batches: rank each
+            return None
+        t = enumeration.table()
+        ids = t.identities()
+        first = archs[0]
+        i = t.rank(self.parse(first)) if isinstance(first, str) else -1
+        if i < 0 or ids[i] != first or i + n > len(ids):
+            return None
+        span = slice(i, i + n)
+        return span if ids[span] == list(archs) else None
+
     def _identity_index(self) -> dict[str, int]:
-        """Canonical identity -> enumeration position, for the current table (~60 MB)."""
+        """Canonical identity -> enumeration position, for the current table (~30 MB
+        over the strings of ``Table.identities``)."""
         t = enumeration.table()
         got = self.__dict__.get("_index")
         if got is None or got[0] is not t:
-            got = (t, {a: i for i, a in enumerate(self.enumerate())})
+            ids = t.identities()
+            got = (t, dict(zip(ids, range(len(ids)), strict=True)))
             self.__dict__["_index"] = got
         return got[1]  # type: ignore[no-any-return]
 

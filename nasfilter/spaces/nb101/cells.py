@@ -304,6 +304,33 @@ def format_cell(cell: Cell) -> str:
     return "|".join(tokens)
 
 
+#: The operation names of every ops code, per vertex count (``_OPS_OF_CODE`` as names).
+_NAMES_OF_CODE: tuple[tuple[tuple[str, ...], ...], ...] = tuple(
+    tuple(tuple(SHORT[o] for o in ops) for ops in codes) for codes in _OPS_OF_CODE
+)
+
+
+def format_keys(keys: Sequence[int] | Any) -> list[str]:
+    """The identity of each packed key (``format_cell(unpack(key))`` for each, about five
+    times faster on runs of keys of one graph, as the enumeration lists them): one
+    ``%``-template per graph, filled with the operation names of each key."""
+    out: list[str] = []
+    append = out.append
+    graph = -1
+    template = ""
+    names: tuple[tuple[str, ...], ...] = ()
+    for key in keys.tolist() if hasattr(keys, "tolist") else keys:
+        key = int(key)
+        if key >> 8 != graph:
+            graph = key >> 8
+            n = key >> 29
+            suffixes, last = _templates(n, (key >> 8) & 0x1FFFFF)
+            template = "|".join([*("%s" + s for s in suffixes), last])
+            names = _NAMES_OF_CODE[n]
+        append(template % names[key & 0xFF])
+    return out
+
+
 _SOURCE = {str(i): i for i in range(MAX_VERTICES)}
 
 

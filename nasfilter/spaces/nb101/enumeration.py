@@ -47,6 +47,7 @@ from nasfilter.spaces.nb101.cells import (
     Cell,
     bit,
     edges_of,
+    format_keys,
     labels_of,
     pack,
     unpack,
@@ -235,6 +236,7 @@ class Table:
         self._hash_hi: np.ndarray | None = None  # sorted first 8 bytes of each hash
         self._hash_order: np.ndarray | None = None  # positions in that order
         self._hashes: np.ndarray | None = None  # (SIZE, 16) uint8, enumeration order
+        self._identities: list[str] | None = None
 
     @property
     def cells_path(self) -> Path:
@@ -278,6 +280,13 @@ class Table:
         key = pack(cell)
         i = int(np.searchsorted(self.keys, np.uint32(key)))
         return i if i < len(self.keys) and int(self.keys[i]) == key else -1
+
+    def identities(self) -> list[str]:
+        """Every cell's identity, in enumeration order (formatted once, on first use, in
+        about half a second; ~50 MB). Callers must not modify the list."""
+        if self._identities is None:
+            self._identities = format_keys(self.keys)
+        return self._identities
 
     # -- hashes -----------------------------------------------------------------------
     def hashes(self) -> np.ndarray:
