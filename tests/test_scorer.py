@@ -187,6 +187,90 @@ def test_map_with_and_without_the_build_thread_gives_the_same_values() -> None:
         assert [[(n, v, st) for n, v, st, _ in rows] for _, rows in got] == values
 
 
+def _register_rewiring_metric() -> None:
+    """A fresh_network metric that changes its network's structure and leaves a hook."""
+    if "toy_rewire" in registry._REGISTRY:
+        return
+
+    @metric("toy_rewire", needs=("fresh_network",), description="test: rewires its copy")
+    def toy_rewire(inp):  # type: ignore[no-untyped-def]
+        import torch
+
+        net = inp.model
+        net.classifier = torch.nn.Linear(net.classifier.in_features, 3)
+        torch.nn.init.constant_(net.classifier.weight, 0.5)  # deterministic
+        torch.nn.init.constant_(net.classifier.bias, 0.25)
+        net.register_forward_hook(lambda *a: None)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        return float(sum(p.sum() for p in net.parameters()))
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        "meco,az_expressivity,az_trainability,zen,linear_regions,naswot,relu_count",
+        "toy_gradnorm,naswot,toy_rewire,meco,swap,toy_gradnorm",
+        "toy_rewire,synflow,jacob_cov,toy_gradnorm",
+    ],
+)
+def test_a_lent_network_gives_the_values_of_copies(metrics: str) -> None:
+    """fresh_network metrics scored on the pristine network lent to them (taken back in
+    place, or built again when one rewired it) give exactly the values of deep copies,
+    whatever the order of the metrics and whatever each did to its network."""
+    _register_toy_metric()
+    _register_rewiring_metric()
+    settings = RunSettings.make("nats-tss", metrics.split(","), data="synthetic", batch_size=4)
+    archs = TSS.sample(2, 5)
+    got = {}
+    for lend in (True, False):
+        with Scorer(settings) as sc:
+            sc.lend = lend
+            got[lend] = [[(n, v, st) for n, v, st, _ in sc.score(a).rows] for a in archs]
+    assert got[True] == got[False]
+    assert all(st == "ok" for rows in got[True] for _, _, st in rows)
+
+
+def test_a_lent_network_is_taken_back_or_built_again() -> None:
+    import torch
+
+    from nasfilter.datasets import get_shape
+    from nasfilter.metrics.inputs import ArchState
+    from nasfilter.metrics.registry import ScoreContext
+
+    _register_rewiring_metric()
+    shape = get_shape("cifar10")
+    arch = TSS.sample(1, 2)[0]
+
+    def build() -> torch.nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(7)
+            return TSS.build(arch)
+
+    net = build()
+    want = {k: v.clone() for k, v in net.state_dict().items()}
+    st = ArchState(
+        net, shape=shape, batch_size=4, device=torch.device("cpu"), seed=0,
+        ctx=ScoreContext(dataset=shape), lend=True, rebuild=build,
+    )  # fmt: skip
+    lent = st.scratch(None)
+    assert lent is net  # no copy
+    with torch.no_grad():
+        next(lent.parameters()).mul_(3)
+    lent.eval()
+    assert st.clean() is net and st.rebuilds == 0  # taken back in place
+    assert all(torch.equal(want[k], v) for k, v in net.state_dict().items())
+    assert net.training
+    lent = st.scratch(None)
+    lent.classifier = torch.nn.Identity()  # structure changed: built again
+    back = st.clean()
+    assert back is not net and st.rebuilds == 1
+    assert all(torch.equal(want[k], v) for k, v in back.state_dict().items())
+    copy_ = st.fresh()
+    assert copy_ is not back and st.rebuilds == 1
+
+
 def test_metrics_are_discovered_and_declare_their_needs() -> None:
     names = {m.name for m in registry.list_metrics()}
     assert {"relu_count", "params", "flops", "size_kb", "naswot"} <= names

@@ -147,6 +147,8 @@ class Scorer:
         self._pool: ThreadPoolExecutor | None = None
         self.device: Any = None
         self.prefetch = False
+        #: lend the pristine network to fresh_network metrics (see nasfilter.metrics.inputs)
+        self.lend = True
         self.inputs: Any = None
         self.targets: Any = None
         if self.builds:
@@ -369,7 +371,9 @@ class Scorer:
                     mode = "eval"  # counting on zeros: values (and BN mode) do not matter
                 else:
                     mode = self.settings.bn_mode
-                holder["p"] = ModelProbe(model, x, bn_mode=mode, **self.probe_options).run()
+                # the state's network: the pristine one, taken back if it was lent
+                net = state.pristine
+                holder["p"] = ModelProbe(net, x, bn_mode=mode, **self.probe_options).run()
             return holder["p"]
 
         state = ArchState(
@@ -386,6 +390,8 @@ class Scorer:
             probe=probe,
             space=self.space,
             arch=arch,
+            lend=self.lend,  # a fresh_network metric may get the pristine network, lent
+            rebuild=lambda: self.build(arch)[0],
         )
         if self.probe_metrics:
             t = time.perf_counter()
