@@ -108,7 +108,7 @@ def per_arch_time(n: int, batch_size: int, seed: int, repeats: int, data: str,
     from nasfilter.data import load_batch
     from nasfilter.engine import arch_seed
     from nasfilter.metrics import naswot
-    from nasfilter.metrics.probe import ModelProbe
+    from nasfilter.metrics.probe import ModelProbe, _int_mm_works
     from nasfilter.spaces import get_space
 
     space = get_space("nats-tss")
@@ -119,7 +119,10 @@ def per_arch_time(n: int, batch_size: int, seed: int, repeats: int, data: str,
         f"{data} batch, CPU, {torch.get_num_threads()} torch threads, min of {repeats} "
         "interleaved repeats, build time excluded"
     )
-    print("   probe Gram products: float32 mm")
+    gram = "int8 torch._int_mm" if _int_mm_works(x.device) else "float32 mm"
+    print(
+        f"   probe Gram products: {gram} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    )
     t_ref, t_new, t_fwd, t_fwd_cl, rel, ratios = [], [], [], [], [], []
     cl_rel: list[float] = []
     x_cl = x.contiguous(memory_format=torch.channels_last)

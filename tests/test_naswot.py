@@ -129,8 +129,9 @@ def test_all_none_cell_is_singular_not_a_number() -> None:
 
 
 def test_float_path_split_in_chunks_gives_the_same_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The float32 Gram products are exact: split into chunks of 1,000 codes (sums far
-    below 2**24 each), the kernel is the same, and it is the int64 product of the codes."""
+    """The Gram products are exact: float32, also split into chunks of 1,000 codes (sums
+    far below 2**24 each), and int8 ``_int_mm`` (AVX-512 CPUs) give the int64 product of
+    the codes."""
     model, x = build("nats-tss", TSS_SAMPLE[0]), batch(8)
     want = ModelProbe(model, x, want_kernel=True).kernel()
     codes = torch.from_numpy(module_codes(model, x)).long()
@@ -138,6 +139,9 @@ def test_float_path_split_in_chunks_gives_the_same_kernel(monkeypatch: pytest.Mo
     r = torch.diagonal(g)
     exact = 2 * g - r[:, None] - r[None, :] + codes.shape[1]
     assert torch.equal(want, exact.to(torch.float64))
+    monkeypatch.setitem(probe_mod._INT_MM_OK, "cpu", True)  # the AVX-512 path: int8 products
+    assert torch.equal(ModelProbe(model, x, want_kernel=True).kernel(), exact.to(torch.float64))
+    monkeypatch.setitem(probe_mod._INT_MM_OK, "cpu", False)
     monkeypatch.setattr(probe_mod, "_F32_EXACT", 1001)
     assert torch.equal(ModelProbe(model, x, want_kernel=True).kernel(), want)
 

@@ -23,14 +23,18 @@ How the kernel is accumulated (exactly, in integers). With r_i = Σ_m c_im,
 nothing else. The codes are read from the ReLU's output (``relu(x) != 0`` exactly where
 ``x > 0``; the nonzero test is several times cheaper than a comparison, and it also
 serves in-place ReLUs). The product is a float32 ``mm`` (exact: 0/1 products summed
-below 2**24; larger calls are split). An int8 ``torch._int_mm`` is exact too, but on
-CPU with torch 2.13 it is 22x slower than float32 ``mm`` (138 ms vs 6 ms for a
-128 x 16,384 code matrix on 2 threads), so it is not used. G is summed in float64 and
-K_H built once, in float64, after the pass. A tensor that enters several ReLUs
-unchanged (a cell node feeding several ``ReLU-Conv-BN`` edges) has the same codes each
-time, so its Gram product is computed once and added once per call (the tensor's
-identity and version counter, read before the call, are checked). Codes go to a
-boolean buffer reused across calls of the same shape.
+below 2**24; larger calls are split), except on CPUs with AVX-512 (torch's
+``get_cpu_capability()``), where the boolean codes are reinterpreted as int8 and
+multiplied with ``torch._int_mm`` (int32, exact; checked once against an int64
+product): with AVX-512 VNNI that was several times faster than float32, while on an
+AVX2-only CPU it is 22x slower (138 ms against 6 ms for a 128 x 16,384 code matrix, 2
+threads, torch 2.13). ``NASFILTER_GRAM=int8|float32`` overrides the choice. G is summed
+in int64 (int8 path) or float64 and K_H built once, in float64, after the pass.
+A tensor that enters several ReLUs unchanged (a cell node feeding several
+``ReLU-Conv-BN`` edges) has the same codes each time, so its Gram product is computed
+once and added once per call (the tensor's identity and version counter, read before
+the call, are checked). Codes go to a boolean buffer reused across calls of the same
+shape.
 
 On CPU most of a pass is the network's own forward; ``retain_freed_memory`` (which the
 engine applies) removes the page faults glibc's allocator otherwise adds to it.
@@ -69,6 +73,34 @@ _SEEN_MAX = 8
 
 #: Code buffers kept between calls, in bytes at most (per thread).
 _BUFFER_MAX = 1 << 26
+
+_INT_MM_OK: dict[str, bool] = {}
+
+
+def _int_mm_works(device: torch.device) -> bool:
+    """Whether Gram products of the codes go through int8 ``torch._int_mm``: on a CPU
+    with AVX-512 (or when ``NASFILTER_GRAM=int8``), if it multiplies 0/1 codes exactly
+    (checked once against an int64 product). Elsewhere float32 ``mm``."""
+    kind = device.type
+    if kind not in _INT_MM_OK:
+        forced = os.environ.get("NASFILTER_GRAM", "").strip().lower()
+        want = forced == "int8" or (
+            forced != "float32"
+            and kind == "cpu"
+            and "AVX512" in str(torch.backends.cpu.get_cpu_capability()).upper()
+        )
+        ok = False
+        if want and kind == "cpu" and hasattr(torch, "_int_mm"):
+            try:
+                g = torch.Generator().manual_seed(0)
+                a = torch.randint(0, 2, (5, 37), generator=g, dtype=torch.int8)
+                got = torch._int_mm(a, a.T)
+                ok = got.dtype == torch.int32 and torch.equal(got.long(), a.long() @ a.long().T)
+            except Exception:  # noqa: BLE001 - any failure means: use the float path
+                ok = False
+        _INT_MM_OK[kind] = ok
+    return _INT_MM_OK[kind]
+
 
 _BUFFERS = threading.local()
 
@@ -163,11 +195,12 @@ class ModelProbe:
         self._relu_calls = 0
         self._skipped_calls = 0
         self._flops = 0
-        self._gram: torch.Tensor | None = None  # Σ C Cᵀ, float64
+        self._gram: torch.Tensor | None = None  # Σ C Cᵀ (int64 on the int8 path, else float64)
         self._seen: OrderedDict[int, tuple[weakref.ref[torch.Tensor], int, torch.Tensor]] = (
             OrderedDict()
         )
         self._reused = 0
+        self._int_mm = False
         self.output: Any = None
 
     # -- measurement ------------------------------------------------------------------------
@@ -204,12 +237,16 @@ class ModelProbe:
             if len(self._seen) > _SEEN_MAX:
                 self._seen.popitem(last=False)
         if self._gram is None:
-            self._gram = torch.zeros(gram.shape, dtype=gram.dtype, device=gram.device)
+            dtype = torch.int64 if gram.dtype == torch.int32 else gram.dtype
+            self._gram = torch.zeros(gram.shape, dtype=dtype, device=gram.device)
         self._gram += gram
         return out
 
     def _gram_of(self, codes: torch.Tensor) -> torch.Tensor:
-        """C Cᵀ of boolean codes (K x M), exactly, in float64 (K x K)."""
+        """C Cᵀ of boolean codes (K x M), exactly: int32 or float64, K x K."""
+        if self._int_mm:
+            c8 = codes.view(torch.int8)
+            return torch._int_mm(c8, c8.T)
         total: torch.Tensor | None = None
         for start in range(0, codes.shape[1], _F32_EXACT - 1):
             c = codes[:, start : start + _F32_EXACT - 1].to(torch.float32)
@@ -239,6 +276,7 @@ class ModelProbe:
                 handles.append(m.register_forward_hook(conv_hook))
             elif isinstance(m, nn.Linear):
                 handles.append(m.register_forward_hook(linear_hook))
+        self._int_mm = self.want_kernel and _int_mm_works(self.inputs.device)
         was_training = self.model.training
         self.model.train(self.bn_mode == "batch")
         try:

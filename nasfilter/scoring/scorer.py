@@ -210,7 +210,8 @@ class Scorer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(arch_seed(self.settings.seed, arch))
             model = self.space.build(arch, self.shape)
-        model = model.to(self.device, memory_format=self.memory_format)
+        model = model.to(self.device)
+        model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         return model, time.perf_counter() - t
 
     def score(self, arch: str, position: int = 0) -> ArchResult:
