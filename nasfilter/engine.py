@@ -81,8 +81,6 @@ class ScoreRequest:
     sigma: float = 0.4
     params: dict[str, float] | None = None  # metrics' own settings (--param)
     explicit: bool = False  # candidates come from a caller, given to execute(archs=...)
-    batch_rows: int = 1_000_000
-    flush_seconds: float = 5.0
 
 
 @dataclass
@@ -376,7 +374,6 @@ def execute(
     rows_cap = batch_rows or (ANALYTIC_BATCH_ROWS if analytic else BATCH_ROWS)
     if flush_seconds is None:
         flush_seconds = ANALYTIC_FLUSH_SECONDS if analytic else FLUSH_SECONDS
-    flush_every = flush_seconds
     writer = BatchWriter(
         store,
         run_id,
@@ -430,7 +427,7 @@ def execute(
         if on_progress and (every or now - last_report > 0.1):
             on_progress(scored - reported)
             reported, last_report = scored, now
-        if writer.pending >= rows_cap or now - last_flush > flush_every:
+        if writer.pending >= rows_cap or now - last_flush > flush_seconds:
             writer.flush()
             last_flush = now
             if now - last_release > release_seconds:

@@ -192,8 +192,8 @@ class ArchState:
 class _Snapshot:
     """A network's state as built: every parameter and buffer (values copied), the
     ``requires_grad`` flags, each module's training flag, and its structure (module
-    types, hook counts, parameter and buffer names and shapes) to check before putting
-    the values back."""
+    types, hook counts, parameter and buffer names, shapes and dtypes) to check before
+    putting the values back."""
 
     def __init__(self, model: nn.Module) -> None:
         self.structure = _structure(model)
@@ -203,20 +203,16 @@ class _Snapshot:
         self.training = [m.training for m in model.modules()]
 
     def restore(self, model: nn.Module) -> bool:
-        """Put the recorded state back into ``model`` in place; False (nothing changed
-        that matters: the caller builds again) when its structure or hooks differ."""
+        """Put the recorded state back into ``model`` in place; False, changing nothing,
+        when its structure, dtypes or hooks differ (the caller builds again)."""
         if _structure(model) != self.structure:
             return False
         with torch.no_grad():
             for p, (v, req) in zip(model.parameters(), self.params, strict=True):
-                if p.dtype != v.dtype:
-                    return False
                 p.copy_(v)
                 p.grad = None
                 p.requires_grad_(req)
             for b, v in zip(model.buffers(), self.buffers, strict=True):
-                if b.dtype != v.dtype:
-                    return False
                 b.copy_(v)
         for m, t in zip(model.modules(), self.training, strict=True):
             m.training = t
@@ -234,8 +230,8 @@ def _structure(model: nn.Module) -> tuple[Any, ...]:
         )
         for m in model.modules()
     )
-    params = tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
-    bufs = tuple((n, tuple(b.shape)) for n, b in model.named_buffers())
+    params = tuple((n, p.shape, p.dtype) for n, p in model.named_parameters())
+    bufs = tuple((n, b.shape, b.dtype) for n, b in model.named_buffers())
     return mods, params, bufs
 
 

@@ -28,8 +28,8 @@ below 2**24; larger calls are split), except on CPUs with AVX-512 (torch's
 multiplied with ``torch._int_mm`` (int32, exact; checked once against an int64
 product): with AVX-512 VNNI that was several times faster than float32, while on an
 AVX2-only CPU it is 22x slower (138 ms against 6 ms for a 128 x 16,384 code matrix, 2
-threads, torch 2.13). ``NASFILTER_GRAM=int8|float32`` overrides the choice. G is summed
-in int64 (int8 path) or float64 and K_H built once, in float64, after the pass.
+threads, torch 2.13). G is summed in int64 (int8 path) or float64 and K_H built once,
+in float64, after the pass.
 A tensor that enters several ReLUs unchanged (a cell node feeding several
 ``ReLU-Conv-BN`` edges) has the same codes each time, so its Gram product is computed
 once and added once per call (the tensor's identity and version counter, read before
@@ -79,18 +79,13 @@ _INT_MM_OK: dict[str, bool] = {}
 
 def _int_mm_works(device: torch.device) -> bool:
     """Whether Gram products of the codes go through int8 ``torch._int_mm``: on a CPU
-    with AVX-512 (or when ``NASFILTER_GRAM=int8``), if it multiplies 0/1 codes exactly
-    (checked once against an int64 product). Elsewhere float32 ``mm``."""
+    with AVX-512, if it multiplies 0/1 codes exactly (checked once against an int64
+    product). Elsewhere float32 ``mm``."""
     kind = device.type
     if kind not in _INT_MM_OK:
-        forced = os.environ.get("NASFILTER_GRAM", "").strip().lower()
-        want = forced == "int8" or (
-            forced != "float32"
-            and kind == "cpu"
-            and "AVX512" in str(torch.backends.cpu.get_cpu_capability()).upper()
-        )
+        avx512 = "AVX512" in str(torch.backends.cpu.get_cpu_capability()).upper()
         ok = False
-        if want and kind == "cpu" and hasattr(torch, "_int_mm"):
+        if kind == "cpu" and avx512 and hasattr(torch, "_int_mm"):
             try:
                 g = torch.Generator().manual_seed(0)
                 a = torch.randint(0, 2, (5, 37), generator=g, dtype=torch.int8)

@@ -223,8 +223,9 @@ class Scorer:
         """Score (position, arch) pairs in order. On an accelerator the next network is
         built in a background thread while the current one is scored; on the CPU they
         are built in turn: a build thread there competes with torch's threads for the same
-        cores (measured on 2 cores: ensemble_free at K = 16, 631 ms/arch with the build
-        thread, 503 ms/arch without; NASWOT at K = 128, 474 against 477)."""
+        cores (``bench/bench_scorer_paths.py``, 2 cores: ensemble_free at K = 16, 636
+        ms/arch with the build thread against 464 without; NASWOT at K = 128, 774 against
+        637)."""
         if not self.builds or not self.prefetch:
             for pos, arch in items:
                 yield self.score(arch, pos)
