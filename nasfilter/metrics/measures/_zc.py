@@ -148,7 +148,7 @@ def relu_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return feats
 
 
-def cell_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def cell_features(model: nn.Module, x: torch.Tensor, separate: bool = False) -> Any:
     """The feature maps AZ-NAS scores, in order, still in the autograd graph:
 
     - ``model.extract_cell_features(x)`` when the network has it (AZ-NAS' protocol);
@@ -156,16 +156,25 @@ def cell_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
       AZ-NAS' ``custom/tss_model.py``): the stem's output, then each cell's output;
     - else the 4-D outputs (leading dimension the batch, more than one spatial position)
       of the network's direct children, in call order, from one forward pass.
+
+    With ``separate``: ``(feats, ins)``, where for the stem-and-cells form each cell reads
+    a detached copy ``ins[i]`` (requiring grad) of ``feats[i]``, so that the graphs of the
+    cells are separate (the same values; gradients w.r.t. ``ins[i]`` are the cell's own
+    vector-Jacobian products); ``ins`` is None for the other two forms.
     """
     extract = getattr(model, "extract_cell_features", None)
     if callable(extract):
-        return list(extract(x))
+        feats = list(extract(x))
+        return (feats, None) if separate else feats
     stem, cells = getattr(model, "stem", None), getattr(model, "cells", None)
     if isinstance(stem, nn.Module) and isinstance(cells, (nn.ModuleList, nn.Sequential)):
-        feats: list[torch.Tensor] = [stem(x)]
+        feats = [stem(x)]
+        ins: list[torch.Tensor] = []
         for cell in cells:
-            feats.append(cell(feats[-1]))
-        return feats
+            if separate:
+                ins.append(feats[-1].detach().requires_grad_(True))
+            feats.append(cell(ins[-1] if separate else feats[-1]))
+        return (feats, ins) if separate else feats
     out: list[torch.Tensor] = []
     k = x.shape[0]
 
@@ -177,7 +186,7 @@ def cell_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     handles = [m.register_forward_hook(hook) for m in model.children()]
     with hooks(handles):
         model(x)
-    return out
+    return (out, None) if separate else out
 
 
 def pre_gap_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

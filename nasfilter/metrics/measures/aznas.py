@@ -51,35 +51,69 @@ _NEEDS = ("gradients", "fresh_network")
 def expressivity_of(feat: Any) -> float:
     """Entropy of the normalised covariance spectrum of a (B, C, H, W) map's channels,
     in float64 (see the module doc)."""
+    return expressivities([feat])[0]
+
+
+def expressivities(feats: list[Any]) -> list[float]:
+    """``expressivity_of`` of each map: the covariances one by one, their spectra in one
+    batched ``eigvalsh`` per channel count (equal bit for bit to one call per map)."""
     import torch
 
-    b, c, h, w = feat.shape
-    f = feat.permute(0, 2, 3, 1).reshape(b * h * w, c).to(torch.float64)
-    f = f - f.mean(dim=0, keepdim=True)
-    sigma = torch.mm(f.transpose(1, 0), f) / f.shape[0]
-    s = torch.linalg.eigvalsh(sigma)
-    p = s / s.sum()
-    return float(((-p) * torch.log(p + 1e-8)).sum())
+    sigmas = []
+    for feat in feats:
+        b, c, h, w = feat.shape
+        f = feat.permute(0, 2, 3, 1).reshape(b * h * w, c).to(torch.float64)
+        f = f - f.mean(dim=0, keepdim=True)
+        sigmas.append(torch.mm(f.transpose(1, 0), f) / f.shape[0])
+    out = [0.0] * len(feats)
+    for idx in _by_shape(sigmas).values():
+        s = torch.linalg.eigvalsh(torch.stack([sigmas[i] for i in idx]))
+        for i, row in zip(idx, s, strict=True):
+            p = row / row.sum()
+            out[i] = float(((-p) * torch.log(p + 1e-8)).sum())
+    return out
 
 
 def trainability_of(g_in: Any, g_out: Any) -> float:
     """One block's score from g_in = Jᵀ g_out (both 4-D)."""
+    return trainabilities([(g_in, g_out)])[0]
+
+
+def trainabilities(pairs: list[tuple[Any, Any]]) -> list[float]:
+    """``trainability_of`` of each (g_in, g_out): the matrices one by one, their largest
+    singular values in one batched ``svdvals`` per shape (equal bit for bit to one call
+    per matrix)."""
     import torch
     from torch import nn
 
-    if g_out.shape == g_in.shape and bool(torch.all(g_in == g_out)):
-        return -math.inf
-    if g_out.shape[2] != g_in.shape[2] or g_out.shape[3] != g_in.shape[3]:
-        g_in = nn.PixelUnshuffle(int(g_in.shape[2] / g_out.shape[2]))(g_in)
-    bo, co, ho, wo = g_out.shape
-    bi, ci, hi, wi = g_in.shape
-    go = g_out.permute(0, 2, 3, 1).reshape(bo * ho * wo, co)
-    gi = g_in.permute(0, 2, 3, 1).reshape(bi * hi * wi, ci)
-    mat = torch.mm(gi.transpose(1, 0), go) / (bo * ho * wo)
-    if mat.shape[0] < mat.shape[1]:
-        mat = mat.transpose(0, 1)
-    smax = float(torch.linalg.svdvals(mat).max())
-    return -smax - 1.0 / (smax + 1e-6) + 2.0
+    out = [-math.inf] * len(pairs)
+    mats: dict[int, Any] = {}
+    for i, (g_in, g_out) in enumerate(pairs):
+        if g_out.shape == g_in.shape and bool(torch.all(g_in == g_out)):
+            continue  # an identity block: -inf
+        if g_out.shape[2] != g_in.shape[2] or g_out.shape[3] != g_in.shape[3]:
+            g_in = nn.PixelUnshuffle(int(g_in.shape[2] / g_out.shape[2]))(g_in)
+        bo, co, ho, wo = g_out.shape
+        bi, ci, hi, wi = g_in.shape
+        go = g_out.permute(0, 2, 3, 1).reshape(bo * ho * wo, co)
+        gi = g_in.permute(0, 2, 3, 1).reshape(bi * hi * wi, ci)
+        mat = torch.mm(gi.transpose(1, 0), go) / (bo * ho * wo)
+        if mat.shape[0] < mat.shape[1]:
+            mat = mat.transpose(0, 1)
+        mats[i] = mat
+    keys = list(mats)
+    for idx in _by_shape([mats[k] for k in keys]).values():
+        smax = torch.linalg.svdvals(torch.stack([mats[keys[j]] for j in idx])).amax(dim=-1)
+        for j, v in zip(idx, smax.tolist(), strict=True):
+            out[keys[j]] = -v - 1.0 / (v + 1e-6) + 2.0
+    return out
+
+
+def _by_shape(tensors: list[Any]) -> dict[tuple[int, ...], list[int]]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    return groups
 
 
 def _az(inp: MetricInput) -> dict[str, float]:
@@ -93,21 +127,37 @@ def _az(inp: MetricInput) -> dict[str, float]:
     x = inp.gaussian(salt=_zc.SALT_AZ_INPUT)
     rademacher = _zc.generator(inp, _zc.SALT_AZ_RADEMACHER)
     with _zc.mode(model, True):
-        feats = _zc.cell_features(model, x)
+        # ins[i]: the input of the block whose output is feats[i + 1], a leaf of its own
+        # graph when the network has stem and cells (one backward pass then serves every
+        # block: the same vector-Jacobian products, bit for bit, as one pass per block)
+        feats, ins = _zc.cell_features(model, x, separate=True)
         if len(feats) < 2:
             raise ValueError(f"AZ-NAS needs at least two feature maps; found {len(feats)}")
-        ent = np.array([expressivity_of(f.detach()) for f in feats])
-        scores = []
-        for i in reversed(range(1, len(feats))):
-            f_out, f_in = feats[i], feats[i - 1]
+        ent = np.array(expressivities([f.detach() for f in feats]))
+        order = list(reversed(range(1, len(feats))))
+        g_outs: dict[int, Any] = {}
+        pairs: list[tuple[Any, Any]] = []
+        for i in order:
+            f_out = feats[i]
             # = (bernoulli(0.5) - 0.5) * 2, the reference's draw: for p = 0.5 torch's
             # bernoulli is [uniform < 0.5] on the same stream (a test holds them equal),
             # and a comparison is 3x faster
             draw = torch.rand(f_out.shape, generator=rademacher, dtype=torch.float32) < 0.5
             g_out = (draw.to(torch.float32) - 0.5) * 2
-            g_out = g_out.to(device=f_out.device, dtype=f_out.dtype)
-            (g_in,) = torch.autograd.grad(f_out, f_in, grad_outputs=g_out, retain_graph=False)
-            scores.append(trainability_of(g_in, g_out))
+            g_outs[i] = g_out.to(device=f_out.device, dtype=f_out.dtype)
+            if ins is None:  # one pass per block, in turn
+                (g_in,) = torch.autograd.grad(
+                    f_out, feats[i - 1], grad_outputs=g_outs[i], retain_graph=False
+                )
+                pairs.append((g_in, g_outs[i]))
+        if ins is not None:  # one pass for every block
+            g_ins = torch.autograd.grad(
+                [feats[i] for i in order],
+                [ins[i - 1] for i in order],
+                grad_outputs=[g_outs[i] for i in order],
+            )
+            pairs = [(g_in, g_outs[i]) for g_in, i in zip(g_ins, order, strict=True)]
+        scores = trainabilities(pairs)
     return {
         "expressivity": float(np.sum(ent)),
         "progressivity": float(np.min(ent[1:] - ent[:-1])),
