@@ -55,6 +55,9 @@ FLUSH_SECONDS = 5.0
 #: (423,624 cells x 4 metrics) in one commit.
 ANALYTIC_BATCH_ROWS = 2_000_000
 ANALYTIC_FLUSH_SECONDS = 30.0
+#: ``on_status`` is told about a final commit of at least so many rows (seconds of work
+#: after the last architecture: 1.7 M rows take ~9 s)
+STATUS_ROWS = 200_000
 
 
 @dataclass
@@ -290,14 +293,20 @@ def planned_archs(
         )
 
 
-def record_backend(store: Store, run_id: int, spec: BackendSpec) -> None:
+def record_backend(store: Store, run_id: int, spec: BackendSpec, builds: bool = False) -> None:
     """Append ``spec`` to the run's recorded ``backends`` (one entry per change: a run
-    started on Ray and resumed locally records both). Never part of the reuse key."""
+    started on Ray and resumed locally records both). Never part of the reuse key.
+    ``builds``: the run builds networks; in this process its torch thread count is
+    recorded too (workers record theirs): float rounding depends on it."""
     import json
+    import sys
 
     settings = store.get_run(run_id)["settings"]
     seen = list(settings.get("backends") or [])
     entry = spec.to_json()
+    torch = sys.modules.get("torch")
+    if builds and spec.in_process and torch is not None:
+        entry["torch_threads"] = torch.get_num_threads()
     if seen and seen[-1] == entry:
         return
     settings["backends"] = seen + [entry]
@@ -320,6 +329,7 @@ def execute(
     chunk_size: int = 4096,
     release_seconds: float = 5.0,
     backend: BackendSpec | Backend | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Score every architecture of run ``run_id`` not yet stored; mark the run completed.
 
@@ -331,6 +341,10 @@ def execute(
     when the run is interrupted or fails: its workers are then stopped). Results come
     back whole architectures at a time, in any order, and are written by this process
     alone.
+
+    ``on_status``: told, as a short text, of work after the last architecture that takes
+    seconds (the final commit of a large batch: ``writing 1,694,496 rows``), then told
+    ``""`` when it is done.
 
     ``batch_rows`` / ``flush_seconds``: commit a batch every so many rows or seconds;
     default ``BATCH_ROWS`` / ``FLUSH_SECONDS``, or ``ANALYTIC_BATCH_ROWS`` /
@@ -399,7 +413,7 @@ def execute(
         raise
     if on_total and not (spec.in_process or not todo):  # once the workers are up: the
         on_total(total, skipped)  # rate shown does not count their start
-    record_backend(store, run_id, spec)
+    record_backend(store, run_id, spec, builds=settings.builds_networks)
     store.set_run_status(run_id, "running", finished=False)
     store.release()
     last_flush = last_report = last_release = time.perf_counter()
@@ -447,9 +461,14 @@ def execute(
             for res in scorer.map(todo) if todo and pool is None and scorer.builds else ():
                 take(res)
                 after(True)
-            writer.flush()
             if on_progress and scored > reported:
                 on_progress(scored - reported)
+            told = bool(on_status) and writer.pending >= STATUS_ROWS  # a commit of seconds
+            if told and on_status:
+                on_status(f"writing {writer.pending:,} rows")
+            writer.flush()
+            if told and on_status:
+                on_status("")
             # rank aggregates rank within the whole run: computed once it is complete
             for name, counts in store.write_rank_aggregates(run_id).items():
                 statuses[name] = Counter(counts)

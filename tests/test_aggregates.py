@@ -9,6 +9,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -423,3 +424,35 @@ def test_the_shipped_ensembles_are_what_the_documented_procedure_selects() -> No
         agg = get_metric(name).aggregate
         assert agg is not None and agg.kind == "rank" and agg.form == "log"
         assert [(c.metric, c.weight, c.sign) for c in agg.components] == chosen, name
+
+
+def test_the_documented_pandas_recomputation_gives_the_stored_values(
+    scored: tuple[Path, int],
+) -> None:
+    """docs/metrics.md's pandas recipe, run as written (database path and run id set),
+    equals the stored ensembles to the last bit."""
+    pytest.importorskip("pandas", reason="the pandas recipe needs pandas (the dev extra)")
+    import re
+
+    db, run = scored
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    part = doc[doc.index("Recompute in pandas") :]
+    code = re.search(r"```python\n(.*?)```", part, re.S)
+    assert code is not None
+    src = code.group(1)
+    assert 'duckdb.connect("nasfilter.duckdb", read_only=True)' in src
+    assert 'run, name = 1, "ensemble_free"' in src
+    for name in ("ensemble_free", "ensemble"):
+        ns: dict[str, Any] = {}
+        exec(  # noqa: S102 - the documentation's own example
+            src.replace('"nasfilter.duckdb"', repr(str(db))).replace(
+                'run, name = 1, "ensemble_free"', f"run, name = {run}, {name!r}"
+            ),
+            ns,
+        )
+        ns["con"].close()
+        got = ns["recomputed"]
+        with Store.open(db, read_only=True) as s:
+            stored = _stored(s, run, name)
+        assert len(got) == len(stored) == 10
+        assert {a: float(v) for a, v in got.items()} == {a: v for a, (v, _) in stored.items()}

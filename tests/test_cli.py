@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import invoke
@@ -250,3 +251,39 @@ def test_cli_choices_are_the_library_choices() -> None:
     assert tuple(b.value for b in BnMode) == BN_MODES
     assert tuple(f.value for f in MemoryFormat) == MEMORY_FORMATS
     assert {p.value for p in PenaltyName} == set(PENALTIES)
+
+
+def test_a_large_final_commit_is_announced_then_the_rate_comes_back(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar is full while DuckDB commits the last batch: the engine says so (and says
+    when it is done); small commits say nothing."""
+    from nasfilter import engine
+    from nasfilter.store import Store
+
+    told: list[str] = []
+    with Store.open(db) as st:
+        run = engine.start(st, engine.ScoreRequest(space="nats-tss", n=300, metrics="relu_count"))
+        engine.execute(st, run, on_status=told.append)
+    assert told == []  # 300 x 3 rows: well under STATUS_ROWS
+    monkeypatch.setattr(engine, "STATUS_ROWS", 500)
+    with Store.open(db) as st:
+        run = engine.start(
+            st, engine.ScoreRequest(space="nats-tss", n=300, seed=1, metrics="relu_count")
+        )
+        summary = engine.execute(st, run, on_status=told.append)
+    assert told == [f"writing {summary.rows:,} rows", ""]
+    assert summary.rows == 900
+
+    from nasfilter.cli.progress import Bar
+
+    bar = Bar("run", "arch", 10)
+    try:
+        bar.advance(10)
+        bar.status("writing 900 rows")
+        task = bar.progress.tasks[0]
+        assert task.fields["rate"] == "writing 900 rows…"
+        bar.status("")
+        assert not task.fields["rate"].startswith("writing")
+    finally:
+        bar.stop()

@@ -218,7 +218,12 @@ def test_local_processes_and_ray_store_bitwise_equal_scores(
         runs.append(run)
     ref_settings = run_settings(ref_db, ref_run)
     recorded = [run_settings(db, r) for r in runs]
-    assert ref_settings["backends"] == [{"backend": "local", "workers": 1}]
+    import torch
+
+    threads = torch.get_num_threads()  # this process's: recorded with an in-process run
+    assert ref_settings["backends"] == [
+        {"backend": "local", "workers": 1, "torch_threads": threads}
+    ]
     assert recorded[0]["backends"][0]["backend"] == "processes"
     assert recorded[1]["backends"][0] == {
         "backend": "ray", "workers": 2, "address": None, "gpus_per_worker": 0.0,

@@ -386,8 +386,9 @@ def _execute_with_progress(store, run_id, settings, spec=None):  # type: ignore[
         if where:
             bar.print(f"Starting the workers of run {run_id}{where}...")
         return engine.execute(
-            store, run_id, on_progress=bar.advance, on_total=bar.total, backend=spec
-        )
+            store, run_id, on_progress=bar.advance, on_total=bar.total, backend=spec,
+            on_status=bar.status,
+        )  # fmt: skip
 
 
 def _where(spec) -> str:  # type: ignore[no-untyped-def]

@@ -69,6 +69,14 @@ class Bar:
         if t.speed:
             self.progress.update(self.task, rate=rate_text(t.speed, self.unit))
 
+    def status(self, text: str) -> None:
+        """Show ``text`` (e.g. ``writing 1,694,496 rows``) where the rate was: the bar is
+        full but the command is not done; ``""`` puts the rate back."""
+        self._start()
+        t = next(x for x in self.progress.tasks if x.id == self.task)
+        rate = text + "…" if text else rate_text(t.speed or t.finished_speed, self.unit)
+        self.progress.update(self.task, rate=rate)
+
     def print(self, text: str) -> None:
         """A message above the bar (or plainly, before it appears)."""
         console = self.progress.console if self.progress is not None else err_console
