@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,21 @@ from nasfilter.store import Store
 from tests.conftest import invoke
 
 TSS = get_space("nats-tss")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registries_as_found() -> Iterator[None]:
+    """The toy metrics and spaces registered here are gone after this module (the
+    documentation tests check every registered name, in whatever order they run)."""
+    from nasfilter import spaces
+
+    registry.list_metrics(), list_spaces()  # the built-in ones are loaded: they stay
+    metrics_before, spaces_before = set(registry._REGISTRY), set(spaces._REGISTRY)
+    yield
+    for name in set(registry._REGISTRY) - metrics_before:
+        registry._REGISTRY.pop(name)
+    for name in set(spaces._REGISTRY) - spaces_before:
+        spaces._REGISTRY.pop(name)
 
 
 # -- toy metric: gradients and a fresh network ----------------------------------------------
