@@ -1,13 +1,14 @@
 """Foundation benchmarks (issue 2). Prints each figure beside its baseline or target.
 
-    python bench/bench_score.py [--archs 100]
+    python bench/bench_score.py [--archs 100] [--only-help]
 
 1. Whole-space runs through the CLI into a fresh database (TSS 15,625; SSS 32,768) with
    relu_count, params, flops: wall time (target < 5 s each) and peak RSS, beside the
    peak RSS of a bare `nasfilter --version` process.
 2. Per-architecture analytic relu_count vs building the network and counting with hooks
    (the dissertation's way), same architectures, same run (target >= 1000x).
-3. `nasfilter --help` wall time (target < 0.5 s, torch not imported) beside `python -c pass`.
+3. `nasfilter --help` wall time (target < 0.5 s, torch not imported) beside `python -c pass`,
+   and beside the same help without ``main()``'s light import of ``typer.rich_utils``.
 """
 
 from __future__ import annotations
@@ -114,7 +115,16 @@ def help_time(repeats: int = 5) -> None:
         subprocess.run(cmd, capture_output=True, check=True)
         return time.perf_counter() - t0
 
+    # the same help through typer alone, without main()'s light import of typer.rich_utils
+    # (what --help cost before it): the baseline of that change, measured beside it
+    heavy = [
+        sys.executable, "-c",
+        "import sys; sys.argv = ['nasfilter', '--help']\n"
+        "from nasfilter.cli import app\n"
+        "try: app()\nexcept SystemExit: pass",
+    ]  # fmt: skip
     t_help = statistics.median(timed(exe) for _ in range(repeats))
+    t_heavy = statistics.median(timed(heavy) for _ in range(repeats))
     t_base = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(repeats))
     t_torch = timed([sys.executable, "-c", "import torch"])
     torch_state = (
@@ -127,14 +137,20 @@ def help_time(repeats: int = 5) -> None:
         f"   nasfilter --help {t_help:.3f} s (target < 0.5 s: {verdict}; {torch_state}) | "
         f"baseline `python -c pass` {t_base:.3f} s | `python -c 'import torch'` {t_torch:.3f} s"
     )
+    print(
+        f"   without the light import of typer.rich_utils (rich.markdown, rich.traceback, "
+        f"pygments loaded): {t_heavy:.3f} s"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=100, help="architectures per space in part 2")
+    ap.add_argument("--only-help", action="store_true", help="part 3 only")
     args = ap.parse_args()
-    whole_space()
-    analytic_vs_hooks(args.archs)
+    if not args.only_help:
+        whole_space()
+        analytic_vs_hooks(args.archs)
     help_time()
 
 

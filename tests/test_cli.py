@@ -171,10 +171,37 @@ def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
         "assert 'duckdb' not in sys.modules, 'duckdb imported by --help'\n"
         "assert 'ray' not in sys.modules, 'ray imported by --help'\n"
+        "assert 'rich.markdown' not in sys.modules, 'rich.markdown imported by --help'\n"
+        "assert 'pygments' not in sys.modules, 'pygments imported by --help'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "Usage" in r.stdout
+
+
+def test_the_stand_ins_of_the_light_help_import_load_the_real_classes() -> None:
+    """typer.rich_utils imported without rich.markdown / rich.traceback still renders
+    Markdown and tracebacks (the stand-ins load the real classes), and the real modules
+    stay importable."""
+    code = (
+        "import sys, io\n"
+        "from nasfilter.cli import _import_typer_rich_utils_lightly\n"
+        "_import_typer_rich_utils_lightly()\n"
+        "import typer.rich_utils as ru\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "from rich.console import Console\n"
+        "out = io.StringIO()\n"
+        "Console(file=out, width=40).print(ru._make_rich_text(text='**bold** x', "
+        "markup_mode='markdown'))\n"
+        "assert 'bold x' in out.getvalue(), out.getvalue()\n"
+        "import rich.markdown, rich.traceback\n"
+        "assert type(ru.Markdown('y')) is rich.markdown.Markdown\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
+        "    tb = ru.Traceback.from_exception(type(e), e, e.__traceback__)\n"
+        "assert isinstance(tb, rich.traceback.Traceback)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: Path) -> None:
