@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import invoke
+from tests.conftest import invoke, python_c
 
 
 def _score(runner: CliRunner, db: Path, *args: str):  # type: ignore[no-untyped-def]
@@ -174,9 +172,7 @@ def test_python_m_entry_point_and_help_does_not_import_torch() -> None:
         "assert 'rich.markdown' not in sys.modules, 'rich.markdown imported by --help'\n"
         "assert 'pygments' not in sys.modules, 'pygments imported by --help'\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "Usage" in r.stdout
+    assert "Usage" in python_c(code).stdout
 
 
 def test_the_stand_ins_of_the_light_help_import_load_the_real_classes() -> None:
@@ -200,8 +196,7 @@ def test_the_stand_ins_of_the_light_help_import_load_the_real_classes() -> None:
         "    tb = ru.Traceback.from_exception(type(e), e, e.__traceback__)\n"
         "assert isinstance(tb, rich.traceback.Traceback)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    python_c(code)
 
 
 def test_a_search_made_score_run_cannot_be_resumed_alone(runner: CliRunner, db: Path) -> None:
