@@ -150,6 +150,7 @@ def test_backend_choices_match_the_library() -> None:
     [
         (["--backend", "spark"], "'spark' is not one of 'local', 'ray'"),
         (["--workers", "0"], "--workers must be an integer, at least 1 (got 0)"),
+        (["--workers", "many"], "--workers must be an integer, at least 1, or auto (got 'many')"),
         (["--gpus-per-worker", "0.5"], "--gpus-per-worker reserves GPUs on a Ray cluster"),
         (["--ray-address", "auto"], "--ray-address needs --backend ray"),
         (["--cpus-per-worker", "2"], "--cpus-per-worker applies to worker processes"),
@@ -247,6 +248,28 @@ def test_an_analytic_run_on_worker_processes_matches_in_process(db: Path) -> Non
         summary = engine.execute(st, spread, backend=BackendSpec.make("local", workers=2))
     assert summary.archs_scored == 300
     assert stored(db, spread) == stored(db, local) and len(stored(db, local)) == 300 * 4
+
+
+def test_workers_auto_is_one_process_per_usable_cpu(
+    runner: CliRunner, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from nasfilter.scoring import backends
+
+    assert backends.usable_cpus() == len(os.sched_getaffinity(0))
+    assert BackendSpec.make("local", workers=" Auto ").workers == backends.usable_cpus()
+    assert BackendSpec.make("ray", workers="auto").workers is None  # the cluster decides
+    assert BackendSpec.make("local", workers="3").workers == 3
+    monkeypatch.setattr(backends, "usable_cpus", lambda: 2)
+    r = invoke(runner, "score", "nats-tss", "--n", "200", "-m", "relu_count", "--workers",
+               "auto", "--db", str(db))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    run = int(r.stdout.strip())
+    with Store.open(db, read_only=True) as st:
+        recorded = st.get_run(run)["settings"]["backends"]
+    assert recorded[0]["backend"] == "processes" and recorded[0]["workers"] == 2
+    assert len(stored(db, run)) == 200 * 3
 
 
 # -- faults --------------------------------------------------------------------------------------

@@ -207,11 +207,14 @@ BackendOption = Annotated[
     ),
 ]
 WorkersOption = Annotated[
-    int | None,
+    str | None,
     typer.Option(
         "--workers",
-        help="Worker processes (local) or Ray actors, each holding one scorer. "
-        "\\[default: local 1 (in this process); ray: as many as the cluster holds]",
+        metavar="N|auto",
+        help="Worker processes (local) or Ray actors, each holding one scorer; "
+        "[bold]auto[/bold]: one process per usable CPU (local), as many as the cluster "
+        "holds (ray). \\[default: local 1 (in this process); ray: as many as the cluster "
+        "holds]",
         show_default=False,
     ),
 ]

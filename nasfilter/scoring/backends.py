@@ -67,6 +67,15 @@ def _positive(name: str, value: Any, integer: bool = False, zero: bool = False) 
     return float(value)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where
+    there is none): what ``--workers auto`` starts, one worker each."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """Where a run is scored; recorded with the run, never part of the reuse key.
@@ -93,18 +102,32 @@ class BackendSpec:
     def make(
         cls,
         backend: str = "local",
-        workers: int | None = None,
+        workers: int | str | None = None,
         ray_address: str | None = None,
         gpus_per_worker: float | None = None,
         cpus_per_worker: float | None = None,
         device: str = "auto",
     ) -> BackendSpec:
-        """Validated options (what ``nasfilter score`` passes); UsageError otherwise."""
+        """Validated options (what ``nasfilter score`` passes); UsageError otherwise.
+        ``workers``: a number, or ``"auto"``: locally one per usable CPU
+        (``usable_cpus()``), on Ray as many as the cluster holds."""
         name = str(backend).strip().lower()
         if name not in BACKENDS:
             raise UsageError(
                 f"Unknown --backend {backend!r}.", f"Choose one of: {', '.join(BACKENDS)}."
             )
+        if isinstance(workers, str):
+            text = workers.strip().lower()
+            if text == "auto":
+                workers = usable_cpus() if name == "local" else None
+            else:
+                try:
+                    workers = int(text)
+                except ValueError:
+                    raise UsageError(
+                        f"--workers must be an integer, at least 1, or auto (got {workers!r}).",
+                        "E.g. --workers 4, or --workers auto for one per CPU.",
+                    ) from None
         if workers is not None:
             workers = int(_positive("--workers", workers, integer=True))
         cpus = 1.0 if cpus_per_worker is None else _positive("--cpus-per-worker", cpus_per_worker)
