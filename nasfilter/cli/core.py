@@ -233,8 +233,10 @@ def score(
     messages go to stderr. Example: [bold]nasfilter score nats-tss --all[/bold]
 
     The backend options say where the architectures are scored (results are the same
-    wherever): [bold]--workers 4[/bold] (four processes here), [bold]--backend ray
-    --ray-address auto --gpus-per-worker 0.25[/bold] (see docs/distributed.md).
+    wherever, bit for bit at the same torch thread count): [bold]--workers 4[/bold] (four
+    processes here; [bold]auto[/bold]: one per CPU, the fastest way to score small
+    networks on a CPU), [bold]--backend ray --ray-address auto --gpus-per-worker
+    0.25[/bold] (see docs/distributed.md).
     """
     from nasfilter import engine
     from nasfilter.errors import StoreError
