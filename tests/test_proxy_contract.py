@@ -108,7 +108,9 @@ def test_every_proxy_is_registered_with_its_metadata() -> None:
         m = get_metric(name)
         assert set(m.needs) == needs, name
         assert m.higher_is_better is better, name
-        assert m.version == "1" and m.description and m.source, name
+        # AZ-NAS' three: version 2 (feature maps of NB101, NDS and µNAS networks)
+        assert m.version == ("2" if name.startswith("az_") else "1"), name
+        assert m.description and m.source, name
         assert m.from_model is not None and m.from_probe is None and m.from_arch is None
         meta = m.metadata()
         assert meta["needs_data"] == (D in needs) and meta["needs_labels"] == (L in needs)

@@ -9,16 +9,27 @@ The three share one computation (``inp.shared("az_nas")``):
    (the reference's default ``init_method``), seeded;
 2. one forward pass, training mode, of K seeded N(0, 1) inputs of the run's shape (the
    reference feeds Gaussian inputs to az_nas), keeping the feature maps F_0 ... F_L: the
-   stem's output and every cell's output (``extract_cell_features``);
+   stem's output and every cell's output (``extract_cell_features``: NATS-Bench as
+   AZ-NAS' ``tss_model.py``; NAS-Bench-101 the stem and its 9 cells; NDS cell networks
+   the stem and every cell, AnyNets the stem and every block; µNAS every convolution
+   layer, a stage's merged output for its last; see ``_zc.cell_features`` for other
+   networks);
 3. expressivity of a map (B, C, H, W): the entropy -Σ p log(p + 1e-8) of the normalised
    eigenvalues p = s/Σs of the C x C covariance of its B·H·W centred channel vectors;
    ``az_expressivity`` = Σ_l entropy(F_l), ``az_progressivity`` = min_l (entropy(F_l) -
    entropy(F_{l-1}));
 4. trainability, for l = L ... 1: a Rademacher g_out (seeded) shaped like F_l, g_in =
    ∂F_l/∂F_{l-1}ᵀ g_out (one vector-Jacobian product); -inf when g_in equals g_out (an
-   identity block); else (pixel-unshuffled when the resolution halves) M = g_inᵀ g_out /
+   identity block); a block whose output does not read its input has g_in = 0; else
+   (pixel-unshuffled when the resolution is reduced by a whole factor) M = g_inᵀ g_out /
    (B·H·W) and the score -σ_max - 1/(σ_max + 1e-6) + 2 from M's largest singular value;
-   ``az_trainability`` = the mean.
+   ``az_trainability`` = the mean. Consecutive maps of other resolutions (µNAS' unpadded
+   convolutions: 32x32 then 30x30) have no such M: az_trainability is then an error
+   status saying so, while the other two keep their values.
+
+Version 2 (was 1): the feature maps of NAS-Bench-101, NDS and µNAS networks above (with
+version 1 the three were errors there) and the zero Jacobian of an unread input (an
+error before). NATS-Bench values are the same as version 1's, bit for bit.
 
 AZ-NAS' fourth component, complexity, is FLOPs: nasfilter's ``flops`` metric (the
 NATS-Bench counter, which AZ-NAS reads from the NATS-Bench API). The aggregate
@@ -92,7 +103,14 @@ def trainabilities(pairs: list[tuple[Any, Any]]) -> list[float]:
         if g_out.shape == g_in.shape and bool(torch.all(g_in == g_out)):
             continue  # an identity block: -inf
         if g_out.shape[2] != g_in.shape[2] or g_out.shape[3] != g_in.shape[3]:
-            g_in = nn.PixelUnshuffle(int(g_in.shape[2] / g_out.shape[2]))(g_in)
+            r = g_in.shape[2] // g_out.shape[2]
+            if r < 2 or g_in.shape[2] != r * g_out.shape[2] or g_in.shape[3] != r * g_out.shape[3]:
+                raise ValueError(
+                    "AZ-NAS trainability compares consecutive feature maps of the same "
+                    "resolution or one reduced by a whole factor; got "
+                    f"{g_in.shape[2]}x{g_in.shape[3]} then {g_out.shape[2]}x{g_out.shape[3]}"
+                )
+            g_in = nn.PixelUnshuffle(r)(g_in)
         bo, co, ho, wo = g_out.shape
         bi, ci, hi, wi = g_in.shape
         go = g_out.permute(0, 2, 3, 1).reshape(bo * ho * wo, co)
@@ -116,7 +134,7 @@ def _by_shape(tensors: list[Any]) -> dict[tuple[int, ...], list[int]]:
     return groups
 
 
-def _az(inp: MetricInput) -> dict[str, float]:
+def _az(inp: MetricInput) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -146,28 +164,37 @@ def _az(inp: MetricInput) -> dict[str, float]:
             g_out = (draw.to(torch.float32) - 0.5) * 2
             g_outs[i] = g_out.to(device=f_out.device, dtype=f_out.dtype)
             if ins is None:  # one pass per block, in turn
+                # a block whose output does not read its input (a cell wired to the one
+                # before it only) has a zero Jacobian: g_in = 0
                 (g_in,) = torch.autograd.grad(
-                    f_out, feats[i - 1], grad_outputs=g_outs[i], retain_graph=False
-                )
+                    f_out, feats[i - 1], grad_outputs=g_outs[i], retain_graph=False,
+                    allow_unused=True, materialize_grads=True,
+                )  # fmt: skip
                 pairs.append((g_in, g_outs[i]))
         if ins is not None:  # one pass for every block
             g_ins = torch.autograd.grad(
                 [feats[i] for i in order],
                 [ins[i - 1] for i in order],
                 grad_outputs=[g_outs[i] for i in order],
+                allow_unused=True,
+                materialize_grads=True,
             )
             pairs = [(g_in, g_outs[i]) for g_in, i in zip(g_ins, order, strict=True)]
-        scores = trainabilities(pairs)
+        trainability: float | ValueError
+        try:
+            trainability = float(np.mean(trainabilities(pairs)))
+        except ValueError as e:  # az_trainability's error alone (see the module doc)
+            trainability = e
     return {
         "expressivity": float(np.sum(ent)),
         "progressivity": float(np.min(ent[1:] - ent[:-1])),
-        "trainability": float(np.mean(scores)),
+        "trainability": trainability,
     }
 
 
 @metric(
     "az_expressivity",
-    version="1",
+    version="2",
     needs=_NEEDS,
     unit="nats",
     description=(
@@ -183,7 +210,7 @@ def az_expressivity(inp: MetricInput) -> Score:
 
 @metric(
     "az_progressivity",
-    version="1",
+    version="2",
     needs=_NEEDS,
     unit="nats",
     description=(
@@ -198,7 +225,7 @@ def az_progressivity(inp: MetricInput) -> Score:
 
 @metric(
     "az_trainability",
-    version="1",
+    version="2",
     needs=_NEEDS,
     description=(
         "AZ-NAS trainability: mean over cells of -σ_max - 1/σ_max + 2, σ_max the largest "
@@ -208,4 +235,7 @@ def az_progressivity(inp: MetricInput) -> Score:
     source=_SOURCE,
 )
 def az_trainability(inp: MetricInput) -> Score:
-    return Score.of(inp.shared("az_nas", _az)["trainability"])
+    value = inp.shared("az_nas", _az)["trainability"]
+    if isinstance(value, ValueError):
+        raise value
+    return Score.of(value)

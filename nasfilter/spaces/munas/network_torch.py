@@ -154,6 +154,21 @@ class MunasNetwork(nn.Module):
             x = stage(x)
         return self.head(x)  # type: ignore[no-any-return]
 
+    def extract_cell_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every convolution layer's output (µNAS has no stem or cells: its layers play
+        their part), a stage's merged output in place of its last serial layer's when
+        it has parallel branches: AZ-NAS' feature maps
+        (``nasfilter.metrics.measures.aznas``)."""
+        feats: list[torch.Tensor] = []
+        for stage in self.stages:
+            assert isinstance(stage, Stage) and stage.merge is not None
+            inp = y = feats[-1] if feats else x
+            for layer in stage.serial:
+                y = layer(y)
+                feats.append(y)
+            feats[-1] = stage.merge([y] + [b(inp) for b in stage.branches])
+        return feats
+
 
 def build_network(arch: Arch, shape: DatasetShape) -> nn.Module:
     """The PyTorch network of ``arch`` for inputs of ``shape``."""

@@ -111,3 +111,13 @@ class NB101Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.layers(x).mean(dim=(2, 3)))
+
+    def extract_cell_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's output, then every cell's output (the max-pools between stacks are
+        not features): AZ-NAS' feature maps (``nasfilter.metrics.measures.aznas``)."""
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            if not isinstance(layer, nn.MaxPool2d):
+                feats.append(x)
+        return feats

@@ -102,6 +102,16 @@ class NdsAnyNet(nn.Module):
         x = self.stages(self.stem(x))
         return self.fc(self.pool(x).flatten(1))
 
+    def extract_cell_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's output, then every block's output: AZ-NAS' feature maps
+        (``nasfilter.metrics.measures.aznas``)."""
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            assert isinstance(stage, nn.Sequential)
+            for block in stage:
+                feats.append(block(feats[-1]))
+        return feats
+
 
 def _init_weights(m: nn.Module) -> None:
     if isinstance(m, nn.Conv2d):

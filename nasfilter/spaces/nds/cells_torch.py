@@ -204,14 +204,22 @@ class NdsCellNetwork(nn.Module):
         self.classifier = nn.Linear(c_p, shape.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.extract_cell_features(x)[-1]
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+    def extract_cell_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's output (``stem1``'s for ImageNet), then every cell's output: AZ-NAS'
+        feature maps (``nasfilter.metrics.measures.aznas``)."""
         if self.imagenet:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
         else:
             s0 = s1 = self.stem(x)
+        feats = [s1]
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+            feats.append(s1)
+        return feats
 
 
 def build_cell_network(cfg: CellConfig, shape: DatasetShape, imagenet: bool) -> nn.Module:
