@@ -746,3 +746,21 @@ def test_interrupted_search_keeps_finished_repeats(
     assert store.con.execute("SELECT count(*) FROM search_choices").fetchone()[0] == 2
     res = runner.read_search(store, 1)
     assert len(res.repeats) == 2 and "is interrupted: 2 of 4 repeats stored" in res.notes[0]
+
+
+def test_the_summary_formats_each_quantity_with_its_own_decimals() -> None:
+    """An aggregate's mean of -0.29 beside params' 2,217,066: not "-0"."""
+    from nasfilter.cli.search import summary_cells
+
+    rows = [
+        ("ensemble_free", -0.2876820724517809, None, 1),
+        ("params", 2217066.0, None, 1),
+        ("seconds", 22.4, 1.25, 3),
+        ("accuracy", math.nan, None, 0),
+    ]
+    assert summary_cells(rows) == [
+        ("ensemble_free", "-0.2877", "", 1),
+        ("params", "2,217,066", "", 1),
+        ("seconds", "22.40", "1.25", 3),
+        ("accuracy", "nan", "", 0),
+    ]

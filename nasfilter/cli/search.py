@@ -279,6 +279,20 @@ def summary_rows(res: Any) -> list[tuple[Any, ...]]:
     return out
 
 
+def summary_cells(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The summary's rows for a table: each quantity's mean and std with decimals of
+    its own (a column's shared decimals would print an aggregate's -0.29 beside params'
+    2,217,066 as "-0")."""
+    from nasfilter.cli.render import _decimals, fmt_number
+
+    out = []
+    for q, mean, std, n in rows:
+        vals = [float(v) for v in (mean, std) if v is not None]
+        d = _decimals(vals, 4)  # 4 significant digits, as fmt_mean_std
+        out.append((q, fmt_number(mean, d), fmt_number(std, d), n))
+    return out
+
+
 def _print_search(res: Any, fmt: Format, wide: bool = False) -> None:
     cols, rows = search_rows(res)
     if fmt == Format.json:
@@ -292,7 +306,7 @@ def _print_search(res: Any, fmt: Format, wide: bool = False) -> None:
     render(cols, rows, fmt, title=_title(res), wide=wide)
     render(
         ["quantity", "mean", "std", "n"],
-        summary_rows(res),
+        summary_cells(summary_rows(res)),
         fmt,
         title=f"Mean ± std over {res.summary['repeats']} repeats",
     )
