@@ -2,7 +2,7 @@
 and the procedure that chose the two ensembles. Prints each figure beside its baseline.
 
     python bench/bench_ranking.py [--scores bench/data/nb201_sample_scores.parquet]
-        [--time 20] [--time-k 64,8] [--threads 1] [--select]
+        [--time 20] [--time-k 64,8] [--threads 1] [--select] [--cli 100] [--only-cli]
 
 Data. Accuracy: the validation accuracy of ``nasfilter/sample_data/nb201_sample.csv``
 (NAS-Bench-Suite-Zero: 724 CIFAR-10 cells (``cifar10-valid``), 725 CIFAR-100, 724
@@ -26,7 +26,9 @@ Figures:
    of its components' own seconds plus one build); ``--time N`` also measures the wall
    time of a Scorer scoring each aggregate (components included) on the first N CIFAR-10
    cells, here, now (``--threads``: torch threads);
-3. ``--select``: the selection procedure of the ensembles (``select``), on the CIFAR-10
+3. ``--cli N``: the command line end to end on N sampled TSS cells, one process against
+   ``--workers auto`` (``--only-cli``: this part alone);
+4. ``--select``: the selection procedure of the ensembles (``select``), on the CIFAR-10
    cells split in two halves by a seeded permutation (train: choose, validation: check),
    its trace and its choice, beside the registered definitions; CIFAR-100 and
    ImageNet16-120 are never looked at by the selection (unseen datasets).
@@ -297,6 +299,47 @@ def time_scorer(metric: str, archs: Sequence[str], k: int) -> float:
     return statistics.median(times)
 
 
+def time_cli(n: int) -> None:
+    """``nasfilter score nats-tss --n N --metrics ensemble_free --batch-size 16`` into a
+    fresh database, process start included: in one process (the default) and with one
+    worker process per CPU (``--workers auto``), one after the other; values compared."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import duckdb
+
+    from nasfilter.scoring.backends import usable_cpus
+
+    cmd = [sys.executable, "-m", "nasfilter", "score", "nats-tss", "--n", str(n),
+           "--metrics", "ensemble_free", "--batch-size", "16"]  # fmt: skip
+    print()
+    print(
+        f"`nasfilter score nats-tss --n {n} --metrics ensemble_free --batch-size 16`, fresh "
+        f"database, process start included ({usable_cpus()} CPUs; goal <= {GOAL_SECONDS} "
+        "s/arch):"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs, walls = [], []
+        for extra in ([], ["--workers", "auto"]):
+            db = Path(tmp) / f"cli{len(dbs)}.duckdb"
+            t = time.perf_counter()
+            subprocess.run([*cmd, *extra, "--db", str(db)], check=True, capture_output=True)
+            walls.append(time.perf_counter() - t)
+            dbs.append(db)
+        ranks = []
+        for db in dbs:
+            with duckdb.connect(str(db), read_only=True) as con:
+                q = "SELECT arch FROM scores WHERE metric = 'ensemble_free' ORDER BY value, arch"
+                ranks.append([a for (a,) in con.execute(q).fetchall()])
+    for label, w in (("one process", walls[0]), ("--workers auto", walls[1])):
+        print(f"  {label:<15} {w:6.1f} s   {w / n:.3f} s/arch")
+    print(
+        f"  ratio {walls[0] / walls[1]:.2f}x; ensemble_free order equal: {ranks[0] == ranks[1]} "
+        "(values may differ in the last digits: torch threads per process)"
+    )
+
+
 # -- main -----------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -305,7 +348,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--time-k", default=str(DEFAULT_K), help="batch sizes K to time at, e.g. 64,8")
     ap.add_argument("--select", action="store_true", help="run the selection procedure")
+    ap.add_argument(
+        "--cli", type=int, default=0, help="time `nasfilter score` of N cells end to end"
+    )
+    ap.add_argument("--only-cli", action="store_true", help="--cli alone (no τ tables)")
     args = ap.parse_args()
+    if args.only_cli:
+        time_cli(args.cli or 100)
+        return
 
     from nasfilter.metrics import get_metric, list_metrics
 
@@ -404,6 +454,9 @@ def main() -> None:
             for k in ks:
                 line += f" {1000 * time_scorer(n, archs, k):7.0f} ms"
             print(line)
+
+    if args.cli:
+        time_cli(args.cli)
 
     if args.select:
         cols, acc, _ = per_ds["cifar10"]

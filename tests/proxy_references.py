@@ -431,7 +431,10 @@ def ref_param_thousands(net):  # type: ignore[no-untyped-def]
 # -- AZ-NAS -------------------------------------------------------------------------------
 def az_features(net, x):  # type: ignore[no-untyped-def]
     """extract_cell_features of AZ-NAS' TinyNetwork (stem, then each cell); for a network
-    without stem/cells, the 4-D outputs of its direct children (nasfilter's fallback)."""
+    without stem/cells, the 4-D outputs of its direct children (nasfilter's fallback).
+    A network's own ``extract_cell_features`` comes first (AZ-NAS' protocol)."""
+    if hasattr(net, "extract_cell_features"):
+        return net.extract_cell_features(x)
     if hasattr(net, "stem") and hasattr(net, "cells"):
         feats = [net.stem(x)]
         for cell in net.cells:

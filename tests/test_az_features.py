@@ -67,6 +67,29 @@ def test_az_components_are_numbers_beyond_nats(space: str) -> None:
         assert math.isfinite(v), (space, name, v)
 
 
+@pytest.mark.parametrize("space", ["nb101", "nds-resnet", "nds-darts"])
+def test_az_components_equal_the_reference_beyond_nats(space: str) -> None:
+    """The AZ-NAS reference's computation (tests/proxy_references.py: per-cell backward
+    passes, bernoulli draws, one spectrum at a time) on the network's feature maps."""
+    import proxy_references as ref
+
+    sp = get_space(space)
+    shape = (4, 3, 32, 32)
+    checked = 0
+    for arch in sp.sample(3, 11):
+        torch.manual_seed(0)
+        net = sp.build(arch, get_shape("cifar10"))
+        try:
+            want = ref.ref_az(net, 5, shape)
+        except RuntimeError:  # a cell that skips its input: the reference cannot grad it
+            continue
+        for name in AZ:
+            got = compute(name, net, torch.zeros(shape), seed=5)
+            assert got == pytest.approx(want[name], rel=1e-6, abs=1e-9), (space, name)
+        checked += 1
+    assert checked >= 2
+
+
 def test_munas_unpadded_convolutions_make_trainability_alone_an_error() -> None:
     from nasfilter.metrics.inputs import ArchState, compute_score
     from nasfilter.metrics.registry import ScoreContext
