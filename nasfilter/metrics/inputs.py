@@ -207,19 +207,30 @@ class _Snapshot:
         when its structure, dtypes or hooks differ (the caller builds again)."""
         if _structure(model) != self.structure:
             return False
-        with torch.no_grad():
-            for p, (v, req) in zip(model.parameters(), self.params, strict=True):
-                p.copy_(v)
-                p.grad = None
-                p.requires_grad_(req)
-            for b, v in zip(model.buffers(), self.buffers, strict=True):
-                b.copy_(v)
-        for m, t in zip(model.modules(), self.training, strict=True):
-            m.training = t
+        _put_back(model, self.params, self.buffers, self.training)
         return True
 
 
-def _structure(model: nn.Module) -> tuple[Any, ...]:
+def _put_back(
+    model: nn.Module,
+    params: list[tuple[torch.Tensor, bool]],
+    buffers: list[torch.Tensor],
+    training: list[bool],
+) -> None:
+    """Copy values into ``model``'s parameters (``.grad`` cleared, ``requires_grad``
+    set) and buffers, and set each module's training flag, in ``modules()`` order."""
+    with torch.no_grad():
+        for p, (v, req) in zip(model.parameters(), params, strict=True):
+            p.copy_(v)
+            p.grad = None
+            p.requires_grad_(req)
+        for b, v in zip(model.buffers(), buffers, strict=True):
+            b.copy_(v)
+    for m, t in zip(model.modules(), training, strict=True):
+        m.training = t
+
+
+def _structure(model: nn.Module, dtypes: bool = True) -> tuple[Any, ...]:
     mods = tuple(
         (
             type(m),
@@ -230,41 +241,23 @@ def _structure(model: nn.Module) -> tuple[Any, ...]:
         )
         for m in model.modules()
     )
-    params = tuple((n, p.shape, p.dtype) for n, p in model.named_parameters())
-    bufs = tuple((n, b.shape, b.dtype) for n, b in model.named_buffers())
+    params = tuple((n, p.shape, p.dtype if dtypes else None) for n, p in model.named_parameters())
+    bufs = tuple((n, b.shape, b.dtype if dtypes else None) for n, b in model.named_buffers())
     return mods, params, bufs
 
 
 def _reset(copy_: nn.Module, pristine: nn.Module) -> bool:
     """Put ``copy_`` (a deep copy of ``pristine``, maybe in another dtype) back into the
-    pristine state in place; False when its structure or hooks no longer match."""
-    mods = list(copy_.modules())
-    refs = list(pristine.modules())
-    if len(mods) != len(refs):
+    pristine state in place; False, changing nothing, when its structure or hooks no
+    longer match."""
+    if _structure(copy_, dtypes=False) != _structure(pristine, dtypes=False):
         return False
-    for a, b in zip(mods, refs, strict=True):
-        if type(a) is not type(b) or "forward" in a.__dict__:
-            return False
-        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks"):
-            if len(getattr(a, hooks)) != len(getattr(b, hooks)):
-                return False
-    pa, pb = list(copy_.named_parameters()), list(pristine.named_parameters())
-    ba, bb = list(copy_.named_buffers()), list(pristine.named_buffers())
-    if [n for n, _ in pa] != [n for n, _ in pb] or [n for n, _ in ba] != [n for n, _ in bb]:
-        return False
-    with torch.no_grad():
-        for (_, x), (_, y) in zip(pa, pb, strict=True):
-            if x.shape != y.shape:
-                return False
-            x.copy_(y)
-            x.grad = None
-            x.requires_grad_(y.requires_grad)
-        for (_, u), (_, v) in zip(ba, bb, strict=True):
-            if u.shape != v.shape:
-                return False
-            u.copy_(v)
-    for a, b in zip(mods, refs, strict=True):
-        a.training = b.training
+    _put_back(
+        copy_,
+        [(p, p.requires_grad) for p in pristine.parameters()],
+        list(pristine.buffers()),
+        [m.training for m in pristine.modules()],
+    )
     return True
 
 
